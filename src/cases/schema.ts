@@ -1,0 +1,141 @@
+// JSON Schema of a case file (format 1). docs/cases.md describes every field for humans.
+import { AREAS, HOOKS, NEEDS, TAGS } from "./vocabulary.ts";
+
+const label = { type: "string", pattern: "^[a-z][a-z0-9-]*$" };
+const actorName = { type: "string", pattern: "^[a-z][a-z0-9]*$", not: { enum: ["reflector", "optout", "server", "nobody"] } };
+/** A peer: an actor of the case, the endpoint's reflector or opted-out user, the server, a nonexistent user, or a literal JID. */
+const target = { type: "string", pattern: "^(reflector|optout|server|nobody|[a-z][a-z0-9]*|jid:[^\\s]+)$" };
+const requirement = { type: "string", pattern: "^[A-Z]{3}-\\d{2}$" };
+const stanzaKind = { enum: ["receipt", "reflect", "error", "message", "encrypted", "presence", "iq", "any"] };
+const appAttrs = { type: "object", additionalProperties: { type: "string" } };
+
+function step(name: string, properties: Record<string, unknown>, required: string[]) {
+  return {
+    type: "object",
+    additionalProperties: false,
+    required: [name],
+    properties: {
+      [name]: { type: "object", additionalProperties: false, required, properties },
+      note: { type: "string" },
+    },
+  };
+}
+
+const matcher = {
+  actor: actorName,
+  device: { type: "integer", minimum: 0 },
+  stanza: stanzaKind,
+  from: target,
+  ref: label,
+  condition: { type: "string" },
+  app: { type: "string" },
+  appAttrs,
+  requirement,
+};
+
+export const STEP_NAMES = [
+  "connect", "disconnect", "session", "send", "send-raw", "replay", "expect", "expect-no", "barrier",
+  "hook", "iq", "devicelist", "bundles", "prekey-consumed", "probe", "receive", "check-message",
+] as const;
+
+export const caseSchema = {
+  $id: "https://chatconform.invalid/schema/case-1.json",
+  type: "object",
+  additionalProperties: false,
+  required: ["format", "id", "title", "requirements", "level", "tags", "spec", "steps"],
+  properties: {
+    format: { const: 1 },
+    id: { type: "string", pattern: "^[a-z]+/[a-z0-9-]+$" },
+    title: { type: "string", minLength: 10, maxLength: 140 },
+    requirements: { type: "array", minItems: 1, uniqueItems: true, items: requirement },
+    level: { enum: ["MUST", "SHOULD", "MAY"] },
+    needs: { type: "array", uniqueItems: true, items: { enum: [...NEEDS] } },
+    tags: { type: "array", minItems: 1, uniqueItems: true, items: { enum: [...TAGS] } },
+    spec: { type: "string", minLength: 10 },
+    timeoutMs: { type: "integer", minimum: 100, maximum: 120000 },
+    actors: {
+      type: "object",
+      additionalProperties: false,
+      patternProperties: {
+        "^[a-z][a-z0-9]*$": {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            phone: { type: "string", pattern: "^[+0-9 ()#.-]+$" },
+            devices: { type: "integer", minimum: 1, maximum: 5 },
+            testPrefix: { type: "boolean" },
+          },
+        },
+      },
+    },
+    steps: {
+      type: "array",
+      minItems: 1,
+      items: {
+        oneOf: [
+          step("connect", { actor: actorName, device: { type: "integer", minimum: 0 }, publish: { type: "boolean" } }, ["actor"]),
+          step("disconnect", { actor: actorName }, ["actor"]),
+          step("session", { actor: actorName, device: { type: "integer", minimum: 0 }, with: target }, ["actor", "with"]),
+          step("send", {
+            actor: actorName,
+            device: { type: "integer", minimum: 0 },
+            to: target,
+            kind: { type: "string" },
+            text: { type: "string" },
+            as: label,
+            fields: { type: "object" },
+            payload: { type: "string" },
+            tamper: { enum: ["key", "payload", "iv"] },
+            keyTransport: { type: "boolean" },
+          }, ["actor", "to", "as"]),
+          step("send-raw", { actor: actorName, device: { type: "integer", minimum: 0 }, xml: { type: "string", minLength: 3 }, as: label }, ["actor", "xml"]),
+          step("replay", { actor: actorName, ref: label }, ["actor", "ref"]),
+          step("expect", { ...matcher, as: label, wait: { type: "boolean" } }, ["actor", "stanza", "requirement"]),
+          step("expect-no", { ...matcher, barrier: { enum: ["message", "ping", "none"] } }, ["actor", "stanza", "requirement"]),
+          step("barrier", { actor: actorName, via: { enum: ["message", "ping"] }, to: target }, ["actor", "via"]),
+          step("hook", {
+            actor: actorName,
+            name: { enum: [...HOOKS] },
+            args: {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                jid: target, to: target, kind: { type: "string" }, text: { type: "string" },
+                fixture: { type: "string" }, count: { type: "integer", minimum: 1, maximum: 1000 },
+              },
+            },
+            as: label,
+            expect: { enum: ["completed", "forbidden"] },
+            lacks: label,
+            requirement,
+          }, ["actor", "name"]),
+          step("iq", {
+            actor: actorName,
+            to: target,
+            type: { enum: ["get", "set"] },
+            xml: { type: "string", minLength: 3 },
+            expect: { enum: ["result", "error"] },
+            condition: { type: "string" },
+            app: { type: "string" },
+            appAttrs,
+            requirement,
+          }, ["actor", "to", "type", "xml", "expect", "requirement"]),
+          step("devicelist", { actor: actorName, of: target, requirement }, ["actor", "of", "requirement"]),
+          step("bundles", {
+            actor: actorName,
+            of: target,
+            check: { enum: ["prekey-count", "signature", "prekey-ids"] },
+            min: { type: "integer", minimum: 1 },
+            requirement,
+          }, ["actor", "of", "check", "requirement"]),
+          step("prekey-consumed", { actor: actorName, of: target, withinMs: { type: "integer", minimum: 100 }, requirement }, ["actor", "of", "requirement"]),
+          step("probe", { actor: actorName, check: { enum: ["starttls-required", "plain-only-over-tls"] }, requirement }, ["check", "requirement"]),
+          step("receive", { actor: actorName, device: { type: "integer", minimum: 0 }, from: target, as: label, requirement }, ["actor", "from", "as", "requirement"]),
+          step("check-message", { actor: actorName, ref: label, check: { enum: ["hints", "schema", "device-keys"] }, requirement }, ["actor", "ref", "check", "requirement"]),
+        ],
+      },
+    },
+  },
+} as const;
+
+export const AREA_NAMES: readonly string[] = AREAS;

@@ -1,0 +1,343 @@
+// The command line program: with main.ts, the only place that prints and decides exit codes.
+// Exit codes: 0 compliant (or with warnings), 1 non-compliant, 2 incomplete, 3 bad input, 4 internal error.
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { stringify as toYaml } from "yaml";
+import { CaseLoadError, DEFAULT_CASES_DIR, formatProblem, listCaseFiles, loadCases } from "../cases/loader.ts";
+import type { CaseDefinition } from "../cases/loader.ts";
+import { SelectionError, selectCases } from "../cases/select.ts";
+import { loadRequirements } from "../checks/requirements.ts";
+import { aggregateRequirements, exitCodeFor } from "../checks/verdict.ts";
+import { ConfigError, configSecrets, loadConfigFile } from "../config/config.ts";
+import type { EndpointConfig } from "../config/config.ts";
+import { UnknownMutantError, startReferencePartner } from "../partner/index.ts";
+import type { ReferencePartner } from "../partner/index.ts";
+import { MUTANTS } from "../partner/mutants.ts";
+import { createConsoleReporter } from "../report/console.ts";
+import { createJsonReporter } from "../report/json.ts";
+import { runSelftest } from "../runner/selftest.ts";
+import { SUITE, runSuite } from "../runner/suite.ts";
+
+export const EXIT = { ok: 0, nonCompliant: 1, incomplete: 2, badInput: 3, internal: 4, interruptedTwice: 130 } as const;
+
+class UsageError extends Error {}
+
+const out = (line = "") => process.stdout.write(`${line}\n`);
+const err = (line = "") => process.stderr.write(`${line}\n`);
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError("must be a whole number from 1 to 64");
+  return n;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(",").map((v) => v.trim()).filter(Boolean)];
+}
+
+function loadCatalogue(files?: string[]): { cases: CaseDefinition[]; requirements: ReturnType<typeof loadRequirements> } {
+  const requirements = loadRequirements();
+  const { cases, problems } = loadCases(requirements, files ?? listCaseFiles(DEFAULT_CASES_DIR));
+  if (problems.length) throw new CaseLoadError(problems);
+  return { cases, requirements };
+}
+
+function timestampDir(base: string): string {
+  const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\.\d+Z$/, "Z");
+  let dir = path.join(base, stamp);
+  for (let i = 2; ; i++) {
+    try {
+      mkdirSync(dir, { recursive: false });
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+        mkdirSync(base, { recursive: true });
+        continue;
+      }
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      dir = path.join(base, `${stamp}-${i}`);
+    }
+  }
+}
+
+function pointLatest(base: string, dir: string): void {
+  const latest = path.join(base, "latest");
+  rmSync(latest, { force: true, recursive: false });
+  try {
+    symlinkSync(path.basename(dir), latest);
+  } catch {
+    // A filesystem without symlinks still gets the report; only the shortcut is missing.
+  }
+}
+
+interface RunFlags {
+  endpoint?: string;
+  config?: string;
+  partnerMutant?: string;
+  policy?: string;
+  case?: string[];
+  grep?: string;
+  tag?: string[];
+  jobs: number;
+  out: string;
+  quiet?: boolean;
+  verbose?: boolean;
+  color?: boolean;
+}
+
+async function runCommand(flags: RunFlags): Promise<number> {
+  const { cases, requirements } = loadCatalogue();
+  let selection;
+  try {
+    selection = selectCases(cases, { cases: flags.case, grep: flags.grep, tags: flags.tag });
+  } catch (e) {
+    if (e instanceof SelectionError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (flags.partnerMutant && (flags.endpoint || flags.config)) throw new UsageError("--partner-mutant runs the built-in reference partner; it cannot be combined with --endpoint or --config");
+  let config: EndpointConfig;
+  let partner: ReferencePartner | undefined;
+  let endpointDescription: string;
+  if (flags.config) {
+    config = loadConfigFile(flags.config, { endpoint: flags.endpoint, policy: flags.policy });
+    endpointDescription = `config ${flags.config}`;
+  } else if (flags.endpoint) {
+    throw new UsageError("--endpoint needs --config FILE describing the endpoint (domain, accounts, reflector, hooks); see README");
+  } else {
+    if (flags.policy && !["eea", "whatsapp-european-region"].includes(flags.policy)) throw new UsageError(`--policy ${flags.policy}: must be eea or whatsapp-european-region`);
+    partner = await startReferencePartner({ mutant: flags.partnerMutant, policy: flags.policy as never });
+    config = partner.config;
+    endpointDescription = flags.partnerMutant ? `built-in reference partner, mutant ${flags.partnerMutant}` : "built-in reference partner (in-process)";
+  }
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: string) => {
+    interrupts++;
+    if (interrupts > 1) {
+      err(`\n${signal} again: exiting without waiting.`);
+      process.exit(EXIT.interruptedTwice);
+    }
+    err(`\n${signal}: no new cases start; running cases finish, then the reports are written (press Ctrl-C again to exit now).`);
+    controller.abort();
+  };
+  const sigint = () => onSignal("SIGINT");
+  const sigterm = () => onSignal("SIGTERM");
+  process.on("SIGINT", sigint);
+  process.on("SIGTERM", sigterm);
+
+  const base = path.resolve(flags.out);
+  const dir = timestampDir(base);
+  const json = createJsonReporter({ outDir: dir, secrets: configSecrets(config) });
+  try {
+    const result = await runSuite({
+      config,
+      endpointDescription,
+      requirements,
+      allCases: cases,
+      selected: selection.selected,
+      skipped: selection.skipped,
+      filters: selection.filters,
+      jobs: flags.jobs,
+      mutant: flags.partnerMutant,
+      command: ["chatconform", ...process.argv.slice(2)].join(" "),
+      signal: controller.signal,
+      attach: (events) => {
+        json.attach(events);
+        if (!flags.quiet) createConsoleReporter({ out: process.stdout, color: flags.color, verbose: flags.verbose, reportPath: path.join(dir, "report.json") }).attach(events);
+      },
+    });
+    await json.done;
+    pointLatest(base, dir);
+    if (flags.quiet) out(`${result.verdict} — ${path.join(dir, "report.json")}`);
+    return exitCodeFor(result.verdict);
+  } finally {
+    process.off("SIGINT", sigint);
+    process.off("SIGTERM", sigterm);
+    await partner?.stop();
+  }
+}
+
+async function partnerCommand(flags: { port: number; host: string; mutant?: string; policy?: string }): Promise<number> {
+  const partner = await startReferencePartner({ port: flags.port, host: flags.host, mutant: flags.mutant, policy: flags.policy as never });
+  const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-partner-"));
+  const caFile = path.join(dir, "partner-ca.pem");
+  writeFileSync(caFile, partner.caCertPem);
+  const { config } = partner;
+  const file = {
+    endpoint: config.service,
+    domain: config.domain,
+    tls: { ca: caFile },
+    accounts: { mode: config.accounts.mode, prefix: config.accounts.prefix },
+    reflector: config.reflector,
+    optout: config.optout,
+    hooks: config.hooks,
+    policy: config.policy,
+    localTestEndpoint: true,
+  };
+  const configFile = path.join(dir, "endpoint.yaml");
+  writeFileSync(configFile, toYaml(file));
+  out(`# chatconform reference partner${flags.mutant ? ` (mutant ${flags.mutant})` : ""} listening on ${config.service}`);
+  out(`# endpoint config written to ${configFile}; in another shell:`);
+  out(`#   npx chatconform run --config ${configFile}`);
+  out(toYaml(file).trimEnd());
+  out("# Ctrl-C stops the partner.");
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await partner.stop();
+  rmSync(dir, { recursive: true, force: true });
+  return EXIT.ok;
+}
+
+function listCommand(flags: { json?: boolean }): number {
+  const { cases } = loadCatalogue();
+  if (flags.json) {
+    out(JSON.stringify(cases.map((c) => ({ id: c.id, title: c.title, file: c.file, requirements: c.requirements, level: c.level, needs: c.needs, tags: c.tags, sha256: c.sha256 })), null, 2));
+    return EXIT.ok;
+  }
+  const width = Math.max(...cases.map((c) => c.id.length));
+  for (const c of cases) out(`${c.id.padEnd(width)}  ${c.requirements.join(",").padEnd(16)} ${c.title}`);
+  out(`\n${cases.length} cases`);
+  return EXIT.ok;
+}
+
+function requirementsCommand(flags: { json?: boolean }): number {
+  const { cases, requirements } = loadCatalogue();
+  const rows = requirements.map((r) => ({ ...r, cases: cases.filter((c) => c.requirements.includes(r.id)).map((c) => c.id) }));
+  if (flags.json) {
+    out(JSON.stringify({ profile: "TPC/1", requirements: rows, uncovered: rows.filter((r) => r.cases.length === 0).map((r) => r.id) }, null, 2));
+    return EXIT.ok;
+  }
+  for (const r of rows) {
+    const coverage = r.cases.length ? `${r.cases.length} case(s)` : r.level === "MUST" ? "UNCOVERED" : "uncovered";
+    out(`${r.id}  ${r.level.padEnd(6)} ${coverage.padEnd(10)} ${r.text}`);
+  }
+  const uncoveredMust = rows.filter((r) => r.level === "MUST" && r.cases.length === 0).length;
+  out(`\n${rows.length} requirements, ${rows.filter((r) => r.cases.length).length} covered, ${uncoveredMust} MUST requirement(s) without a case`);
+  return EXIT.ok;
+}
+
+function lintCommand(files: string[]): number {
+  const requirements = loadRequirements();
+  const targets = files.length ? files.map((f) => path.resolve(f)) : listCaseFiles(DEFAULT_CASES_DIR);
+  const { cases, problems } = loadCases(requirements, targets);
+  for (const p of problems) err(formatProblem(p));
+  if (problems.length) {
+    err(`\n${problems.length} problem(s) in ${targets.length} file(s)`);
+    return EXIT.badInput;
+  }
+  out(`${cases.length} case file(s) OK`);
+  return EXIT.ok;
+}
+
+async function selftestCommand(flags: { json?: boolean; jobs: number; mutant?: string[] }): Promise<number> {
+  const { cases, requirements } = loadCatalogue();
+  const mutants = flags.mutant?.length ? MUTANTS.filter((m) => flags.mutant!.includes(m.name)) : MUTANTS;
+  for (const name of flags.mutant ?? []) if (!MUTANTS.some((m) => m.name === name)) throw new UnknownMutantError(name);
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  const { rows, ok } = await runSelftest({
+    requirements, cases, jobs: flags.jobs, mutants, signal: controller.signal,
+    onRow: flags.json ? undefined : (row) => {
+      const mark = row.ok ? "✔" : "✖";
+      const detail = row.partner === "reference"
+        ? `${row.verdict}`
+        : `declared ${row.declared.join(",") || "-"}; failed ${row.failed.join(",") || "-"}${row.missed.length ? `; MISSED ${row.missed.join(",")}` : ""}${row.collateral.length ? `; COLLATERAL ${row.collateral.join(",")}` : ""}`;
+      out(`${mark} ${row.partner.padEnd(22)} ${detail}  (${(row.durationMs / 1000).toFixed(1)} s)`);
+      for (const e of row.errors) out(`    ${e}`);
+    },
+  });
+  process.off("SIGINT", stop);
+  const uncovered = aggregateRequirements(requirements, cases.map((c) => ({ ...c, status: "skip" as const, durationMs: 0, timeoutWaitMs: 0, checks: [], failures: [], transcript: [] })))
+    .filter((r) => r.status === "uncovered").map((r) => r.id);
+  if (flags.json) out(JSON.stringify({ ok, rows, uncovered }, null, 2));
+  else out(`\n${ok ? "selftest OK" : "selftest FAILED"}: ${rows.filter((r) => r.partner !== "reference" && r.ok).length}/${rows.length - 1} mutants killed exactly; reference partner ${rows[0]?.ok ? "compliant" : "NOT compliant"}`);
+  return ok ? EXIT.ok : EXIT.nonCompliant;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("chatconform")
+    .description("Conformance suite for TPC/1, end-to-end-encrypted third-party chats (DMA Art. 7)")
+    .version(SUITE.version)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  program.command("run")
+    .description("run the catalogue against an endpoint (default: the built-in reference partner)")
+    .option("--endpoint <url>", "xmpp://HOST:PORT or xmpps://HOST:PORT (overrides the config's endpoint)")
+    .option("--config <file>", "endpoint config (YAML), see README")
+    .option("--partner-mutant <name>", "run against the built-in partner with a known fault (see selftest)")
+    .option("--policy <name>", "eligibility policy: eea or whatsapp-european-region")
+    .option("--case <ids>", "case ids or prefixes (encryption/, encryption/bundle-*), comma-separated, repeatable", collect)
+    .option("--grep <regex>", "run cases whose id or title matches")
+    .option("--tag <tags>", "run cases with any of these tags", collect)
+    .option("--jobs <n>", "cases in parallel", positiveInt, 4)
+    .option("--out <dir>", "reports directory", "reports")
+    .option("--quiet", "print only the verdict line")
+    .option("--verbose", "print full stanzas on failures")
+    .option("--no-color", "no colours")
+    .action(async (flags: RunFlags) => {
+      process.exitCode = await runCommand(flags);
+    });
+
+  program.command("partner")
+    .description("run the reference partner standalone and print its endpoint config")
+    .option("--port <n>", "c2s port on the host", (v) => Number(v), 5222)
+    .option("--host <addr>", "address to bind", "127.0.0.1")
+    .option("--mutant <name>", "start a known-bad partner")
+    .option("--policy <name>", "eligibility policy")
+    .action(async (flags) => {
+      process.exitCode = await partnerCommand(flags);
+    });
+
+  program.command("list").description("list the cases").option("--json", "JSON output").action((flags) => {
+    process.exitCode = listCommand(flags);
+  });
+  program.command("requirements").description("list the requirements and the cases covering them").option("--json", "JSON output").action((flags) => {
+    process.exitCode = requirementsCommand(flags);
+  });
+  program.command("lint").description("validate case files").argument("[files...]", "case files (default: the whole catalogue)").action((files: string[]) => {
+    process.exitCode = lintCommand(files);
+  });
+  program.command("selftest")
+    .description("run the catalogue against the reference partner and every mutant; print the kill matrix")
+    .option("--json", "JSON output")
+    .option("--jobs <n>", "cases in parallel", positiveInt, 4)
+    .option("--mutant <names>", "only these mutants", collect)
+    .action(async (flags) => {
+      process.exitCode = await selftestCommand(flags);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;
+      return EXIT.badInput;
+    }
+    if (e instanceof UsageError || e instanceof SelectionError || e instanceof UnknownMutantError) {
+      err(`chatconform: ${e.message}`);
+      return EXIT.badInput;
+    }
+    if (e instanceof ConfigError || e instanceof CaseLoadError) {
+      err(e.message);
+      return EXIT.badInput;
+    }
+    err(`chatconform: internal error: ${(e as Error).stack ?? e}`);
+    return EXIT.internal;
+  }
+}
+

@@ -1,0 +1,167 @@
+// Endpoint configuration: parse → normalise → check, every problem reported at once as `path: message`.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Ajv } from "ajv";
+import type { ErrorObject } from "ajv";
+import { parse as parseYaml } from "yaml";
+import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
+import type { PhaseTimeouts, TlsOptions } from "../protocol/connection.ts";
+import { HOOKS } from "../cases/vocabulary.ts";
+import type { HookName } from "../cases/vocabulary.ts";
+
+export interface StaticAccount {
+  username: string;
+  password: string;
+  phone: string;
+}
+
+/** Everything the runner needs to know about the endpoint under test. */
+export interface EndpointConfig {
+  service: string;
+  domain: string;
+  tls: TlsOptions;
+  accounts: { mode: "register" | "static"; prefix: string; static: StaticAccount[] };
+  reflector?: string;
+  optout?: string;
+  hooks: HookName[];
+  policy: string;
+  timeouts: PhaseTimeouts & { stanza: number };
+  maxStanzaBytes: number;
+  /** The endpoint is a local test endpoint (the in-process reference partner, a loopback server). */
+  localTestEndpoint: boolean;
+}
+
+export const configSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["domain"],
+  properties: {
+    endpoint: { type: "string", pattern: "^xmpps?://[^\\s/]+(:\\d+)?/?$" },
+    domain: { type: "string", pattern: "^[a-zA-Z0-9.-]+$" },
+    tls: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        ca: { type: "string", minLength: 1 },
+        servername: { type: "string", minLength: 1 },
+        insecure: { type: "boolean" },
+      },
+    },
+    accounts: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        mode: { enum: ["register", "static"] },
+        prefix: { type: "string", pattern: "^[a-z0-9._-]+$" },
+        static: {
+          type: "array",
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["username", "password", "phone"],
+            properties: { username: { type: "string", minLength: 1 }, password: { type: "string", minLength: 1 }, phone: { type: "string" } },
+          },
+        },
+      },
+    },
+    reflector: { type: "string", pattern: "^[^@/\\s]+@[^@/\\s]+$" },
+    optout: { type: "string", pattern: "^[^@/\\s]+@[^@/\\s]+$" },
+    hooks: { type: "array", uniqueItems: true, items: { enum: [...HOOKS] } },
+    policy: { enum: ["eea", "whatsapp-european-region"] },
+    timeouts: {
+      type: "object",
+      additionalProperties: false,
+      properties: Object.fromEntries(["connect", "stream", "tls", "sasl", "bind", "iq", "stanza"].map((k) => [k, { type: "integer", minimum: 50, maximum: 600000 }])),
+    },
+    maxStanzaBytes: { type: "integer", minimum: 1024 },
+    localTestEndpoint: { type: "boolean" },
+  },
+} as const;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], source: string) {
+    super(`${source}: ${problems.length} problem(s):\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateConfig = ajv.compile(configSchema);
+
+function describe(e: ErrorObject): string {
+  const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, ".") : "(config)";
+  if (e.keyword === "additionalProperties") return `${where}: unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  if (e.keyword === "enum") return `${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(", ")}`;
+  return `${where}: ${e.message}`;
+}
+
+export const DEFAULT_STANZA_TIMEOUT = 5000;
+
+/** Check a parsed config object and turn it into an EndpointConfig. `baseDir` resolves relative file paths. */
+export function normaliseConfig(data: unknown, options: { source: string; baseDir: string; endpoint?: string; policy?: string }): EndpointConfig {
+  if (!validateConfig(data)) throw new ConfigError((validateConfig.errors ?? []).map(describe), options.source);
+  const raw = data as {
+    endpoint?: string; domain: string; tls?: { ca?: string; servername?: string; insecure?: boolean };
+    accounts?: { mode?: "register" | "static"; prefix?: string; static?: StaticAccount[] };
+    reflector?: string; optout?: string; hooks?: HookName[]; policy?: string;
+    timeouts?: Partial<PhaseTimeouts & { stanza: number }>; maxStanzaBytes?: number; localTestEndpoint?: boolean;
+  };
+  const problems: string[] = [];
+  const service = options.endpoint ?? raw.endpoint;
+  if (!service) problems.push("endpoint: no endpoint given (set endpoint: in the config or pass --endpoint xmpp://HOST:PORT)");
+  else if (!/^xmpps?:\/\/[^\s/]+(:\d+)?\/?$/.test(service)) problems.push(`endpoint: "${service}" is not xmpp://host:port or xmpps://host:port`);
+  let ca: string | undefined;
+  if (raw.tls?.ca) {
+    const caPath = path.resolve(options.baseDir, raw.tls.ca);
+    try {
+      ca = readFileSync(caPath, "utf8");
+      if (!ca.includes("BEGIN CERTIFICATE")) problems.push(`tls.ca: ${caPath} is not a PEM certificate`);
+    } catch (err) {
+      problems.push(`tls.ca: cannot read ${caPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const mode = raw.accounts?.mode ?? "register";
+  const staticAccounts = raw.accounts?.static ?? [];
+  if (mode === "static" && staticAccounts.length === 0) problems.push("accounts.static: static mode needs at least one account");
+  const policy = options.policy ?? raw.policy ?? "eea";
+  if (!["eea", "whatsapp-european-region"].includes(policy)) problems.push(`policy: "${policy}" must be one of eea, whatsapp-european-region`);
+  for (const key of ["reflector", "optout"] as const) {
+    const jid = raw[key];
+    if (jid && jid.split("@")[1] !== raw.domain) problems.push(`${key}: ${jid} is not on the endpoint's domain ${raw.domain}`);
+  }
+  if (problems.length) throw new ConfigError(problems, options.source);
+  return {
+    service: service!,
+    domain: raw.domain,
+    tls: { ca, servername: raw.tls?.servername, insecure: raw.tls?.insecure ?? false },
+    accounts: { mode, prefix: raw.accounts?.prefix ?? "tpc-test-", static: staticAccounts },
+    reflector: raw.reflector,
+    optout: raw.optout,
+    hooks: raw.hooks ?? [],
+    policy,
+    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT, ...raw.timeouts },
+    maxStanzaBytes: raw.maxStanzaBytes ?? 10 * 1024 * 1024,
+    localTestEndpoint: raw.localTestEndpoint ?? false,
+  };
+}
+
+export function loadConfigFile(file: string, overrides: { endpoint?: string; policy?: string } = {}): EndpointConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError([`cannot read the config file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], file);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`not valid YAML: ${(err as Error).message.split("\n")[0]}`], file);
+  }
+  return normaliseConfig(data ?? {}, { source: file, baseDir: path.dirname(path.resolve(file)), ...overrides });
+}
+
+/** Secrets that must never appear in any artifact of a run. */
+export function configSecrets(config: EndpointConfig): string[] {
+  return config.accounts.static.map((a) => a.password);
+}

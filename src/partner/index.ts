@@ -1,0 +1,87 @@
+// The reference partner: the in-process TPC/1 server plus the reflector as a real client of it.
+import { randomBytes } from "node:crypto";
+import type { EndpointConfig } from "../config/config.ts";
+import { DEFAULT_STANZA_TIMEOUT } from "../config/config.ts";
+import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
+import { classifyNumber } from "../eligibility/classify.ts";
+import type { PolicyName } from "../eligibility/classify.ts";
+import { startReferenceServer } from "./server/index.ts";
+import { startReflector } from "./reflector.ts";
+import { findMutant, MUTANTS } from "./mutants.ts";
+
+export interface ReferencePartnerOptions {
+  mutant?: string;
+  port?: number;
+  host?: string;
+  policy?: PolicyName;
+  log?: (line: string) => void;
+}
+
+export interface ReferencePartner {
+  config: EndpointConfig;
+  /** PEM of the partner's self-signed certificate, for configs that point at it from elsewhere. */
+  caCertPem: string;
+  stop(): Promise<void>;
+}
+
+export const TEST_PREFIX = "tpc-test-";
+
+export class UnknownMutantError extends Error {
+  constructor(name: string) {
+    super(`unknown mutant "${name}"; known mutants: ${MUTANTS.map((m) => m.name).join(", ")}`);
+    this.name = "UnknownMutantError";
+  }
+}
+
+export async function startReferencePartner(options: ReferencePartnerOptions = {}): Promise<ReferencePartner> {
+  const faults = new Set<string>();
+  if (options.mutant) {
+    if (!findMutant(options.mutant)) throw new UnknownMutantError(options.mutant);
+    faults.add(options.mutant);
+  }
+  const policy = options.policy ?? "eea";
+  const reflectorAccount = { username: "reflector", password: randomBytes(12).toString("base64url") };
+  const optoutAccount = { username: "optout", password: randomBytes(12).toString("base64url"), optedOut: true };
+  const server = await startReferenceServer({
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 0,
+    faults,
+    classifyNumber: (phone) => classifyNumber(phone, policy),
+    partnerUsers: [reflectorAccount, optoutAccount],
+    log: options.log,
+  });
+  const config: EndpointConfig = {
+    service: `xmpp://${server.host}:${server.port}`,
+    domain: server.domain,
+    tls: { ca: server.caCertPem },
+    accounts: { mode: "register", prefix: TEST_PREFIX, static: [] },
+    reflector: `reflector@${server.domain}`,
+    optout: `optout@${server.domain}`,
+    hooks: ["reset", "block", "unblock", "send", "state", "reconnect"],
+    policy,
+    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT },
+    maxStanzaBytes: 10 * 1024 * 1024,
+    localTestEndpoint: true,
+  };
+  let reflector;
+  try {
+    reflector = await startReflector({
+      connection: { service: config.service, domain: config.domain, tls: config.tls, timeouts: config.timeouts },
+      username: reflectorAccount.username,
+      password: reflectorAccount.password,
+      testPrefix: TEST_PREFIX,
+      faults,
+    });
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return {
+    config,
+    caCertPem: server.caCertPem,
+    async stop() {
+      await reflector.stop().catch(() => undefined);
+      await server.stop();
+    },
+  };
+}

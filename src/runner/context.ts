@@ -1,0 +1,244 @@
+// The state of one running case: its actors, their inboxes, labels, transcript and checks.
+// Cases never share any of it (fresh actors per case).
+import { randomBytes } from "node:crypto";
+import type { CaseDefinition, ActorSpec } from "../cases/loader.ts";
+import type { CheckResult, TranscriptEntry } from "../checks/model.ts";
+import type { EndpointConfig } from "../config/config.ts";
+import { XmppConnection } from "../protocol/connection.ts";
+import { OmemoDevice } from "../protocol/omemo.ts";
+import type { ContentDocument } from "../protocol/content.ts";
+import { parseStanzaError } from "../protocol/stanza-error.ts";
+import { Element, bareJid } from "../protocol/xml.ts";
+
+/** A check failed: the case stops here with status fail. */
+export class CheckFailed extends Error {
+  constructor(readonly check: CheckResult) {
+    super(`${check.requirement}: expected ${check.expected}, got ${check.actual}`);
+    this.name = "CheckFailed";
+  }
+}
+
+/** A precondition of the case is missing at the endpoint: status not-tested. */
+export class NotTested extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NotTested";
+  }
+}
+
+/** What the suite could make of an encrypted message it received. */
+export interface Decryption {
+  ok: boolean;
+  payload?: Buffer | null;
+  doc?: ContentDocument & Record<string, unknown>;
+  parseError?: string;
+  error?: string;
+  senderDeviceId?: number;
+}
+
+export interface SentRecord {
+  type: "sent";
+  id: string;
+  to: string;
+  payload?: Buffer;
+  xml: string;
+  actor: string;
+  device: number;
+}
+
+export interface ReceivedRecord {
+  type: "received";
+  stanza: Element;
+  seq: number;
+  decryption?: Decryption;
+}
+
+export interface HookRecord {
+  type: "hook";
+  json: unknown;
+}
+
+export type LabelRecord = SentRecord | ReceivedRecord | HookRecord;
+
+export interface InboxItem {
+  stanza: Element;
+  seq: number;
+  decryption?: Decryption;
+}
+
+export class ActorDevice {
+  conn: XmppConnection | null = null;
+  omemo: OmemoDevice | null = null;
+  readonly inbox: InboxItem[] = [];
+  private listeners = new Set<() => void>();
+  /** Decryption keeps arrival order: each message waits for the previous one. */
+  decryptQueue: Promise<void> = Promise.resolve();
+
+  constructor(readonly actor: Actor, readonly index: number) {}
+
+  get label(): string {
+    return this.actor.devices.length > 1 ? `${this.actor.name}#${this.index}` : this.actor.name;
+  }
+
+  deliver(item: InboxItem): void {
+    this.inbox.push(item);
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  onDeliver(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+export class Actor {
+  readonly devices: ActorDevice[];
+  readonly username: string;
+  readonly password: string;
+  registered = false;
+  /** Device ids of peers as last read from their device lists, by bare JID. */
+  readonly peerDevices = new Map<string, number[]>();
+  /** One-time prekey used when this actor's device started a session, by `jid:deviceId`. */
+  readonly preKeysUsed = new Map<string, number>();
+
+  constructor(readonly name: string, readonly spec: ActorSpec, readonly phone: string, account: { username: string; password: string }, readonly domain: string) {
+    this.devices = Array.from({ length: spec.devices ?? 1 }, (_, i) => new ActorDevice(this, i));
+    this.username = account.username;
+    this.password = account.password;
+  }
+
+  get jid(): string {
+    return `${this.username}@${this.domain}`;
+  }
+
+  device(index = 0): ActorDevice {
+    const device = this.devices[index];
+    if (!device) throw new Error(`actor ${this.name} has no device ${index}`);
+    return device;
+  }
+
+  connected(index = 0): ActorDevice & { conn: XmppConnection; omemo: OmemoDevice } {
+    const device = this.device(index);
+    if (!device.conn || !device.omemo) throw new Error(`actor ${this.name} device ${index} is not connected: add a connect step first`);
+    return device as ActorDevice & { conn: XmppConnection; omemo: OmemoDevice };
+  }
+}
+
+/** Fill `#` placeholders of a phone pattern with random digits. */
+export function expandPhone(pattern: string): string {
+  return pattern.replace(/#/g, () => String(randomBytes(1)[0]! % 10));
+}
+
+export class CaseContext {
+  readonly transcript: TranscriptEntry[] = [];
+  readonly checks: CheckResult[] = [];
+  readonly invariantFailures: CheckResult[] = [];
+  readonly actors = new Map<string, Actor>();
+  readonly labels = new Map<string, LabelRecord>();
+  readonly startedAt = Date.now();
+  /** Secrets of this case (generated passwords) that must never reach an artifact. */
+  readonly secrets: string[] = [];
+  timeoutWaitMs = 0;
+  currentStep = "";
+  private seq = 0;
+  /** A user that does not exist at the endpoint, stable for the case. */
+  private readonly nobodyJid = `tpc-nobody-${randomBytes(6).toString("hex")}@`;
+  private readonly entryByElement = new WeakMap<Element, TranscriptEntry>();
+
+  constructor(readonly caseDef: CaseDefinition, readonly config: EndpointConfig) {}
+
+  record(actor: string, direction: "in" | "out", xmlText: string, element?: Element, note?: string): TranscriptEntry {
+    const entry: TranscriptEntry = { seq: ++this.seq, t: Date.now() - this.startedAt, actor, direction, xml: xmlText };
+    if (note) entry.note = note;
+    this.transcript.push(entry);
+    if (element) this.entryByElement.set(element, entry);
+    return entry;
+  }
+
+  entryOf(element: Element): TranscriptEntry | undefined {
+    return this.entryByElement.get(element);
+  }
+
+  /** Record a check; a failing check stops the case. */
+  check(requirement: string, ok: boolean, expected: string, actual: string, evidence: number[] = []): void {
+    const result: CheckResult = { requirement, ok, step: this.currentStep, expected, actual, evidence };
+    this.checks.push(result);
+    if (!ok) throw new CheckFailed(result);
+  }
+
+  /** Run-wide invariants observed on every stanza from the endpoint. */
+  observeInbound(element: Element, entry: TranscriptEntry): void {
+    if (element.attrs.type !== "error") return;
+    const parsed = parseStanzaError(element);
+    if (parsed.problems.length) {
+      const result: CheckResult = {
+        requirement: "TRN-04",
+        ok: false,
+        step: this.currentStep || "(run-wide invariant)",
+        expected: "an error stanza with a valid type and exactly one defined condition (RFC 6120 §8.3.2)",
+        actual: parsed.problems.join("; "),
+        evidence: [entry.seq],
+      };
+      this.invariantFailures.push(result);
+      this.checks.push(result);
+    }
+  }
+
+  actor(name: string): Actor {
+    const actor = this.actors.get(name);
+    if (!actor) throw new Error(`actor ${name} is not declared`);
+    return actor;
+  }
+
+  /** The bare JID a case's peer name stands for. */
+  resolve(target: string): string {
+    if (target === "reflector") {
+      if (!this.config.reflector) throw new NotTested("the endpoint config names no reflector");
+      return this.config.reflector;
+    }
+    if (target === "optout") {
+      if (!this.config.optout) throw new NotTested("the endpoint config names no opted-out user");
+      return this.config.optout;
+    }
+    if (target === "server") return this.config.domain;
+    if (target === "nobody") return this.nobodyJid + this.config.domain;
+    if (target.startsWith("jid:")) return target.slice(4);
+    return this.actor(target).jid;
+  }
+
+  /** Replace {{name}} with the bare JID of reflector/optout/server/nobody/an actor. */
+  template(text: string): string {
+    return text.replace(/\{\{\s*([a-z][a-z0-9]*)\s*\}\}/g, (_, name: string) => {
+      if (name === "domain") return this.config.domain;
+      return this.resolve(name);
+    });
+  }
+
+  sent(label: string): SentRecord {
+    const record = this.labels.get(label);
+    if (!record || record.type !== "sent") throw new Error(`label ${label} is not a sent message`);
+    return record;
+  }
+
+  received(label: string): ReceivedRecord {
+    const record = this.labels.get(label);
+    if (!record || record.type !== "received") throw new Error(`label ${label} is not a received message`);
+    return record;
+  }
+
+  /** Id a stanza label refers to, whatever kind of record it is. */
+  idOf(label: string): string {
+    const record = this.labels.get(label);
+    if (!record) throw new Error(`unknown label ${label}`);
+    if (record.type === "sent") return record.id;
+    if (record.type === "received") return String(record.stanza.attrs.id ?? "");
+    throw new Error(`label ${label} does not name a stanza`);
+  }
+
+  isFrom(element: Element, target: string | undefined): boolean {
+    if (!target) return true;
+    const from = element.attrs.from as string | undefined;
+    if (target === "server") return !from || from === this.config.domain;
+    return from !== undefined && bareJid(from) === this.resolve(target);
+  }
+}

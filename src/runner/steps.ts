@@ -1,0 +1,672 @@
+// The step interpreter: one function per step keyword of the case format (docs/cases.md).
+// Steps do protocol work and make checks; they never print.
+import { createHash, randomBytes } from "node:crypto";
+import { XmppConnection, ConnectionError } from "../protocol/connection.ts";
+import type { ConnectionOptions } from "../protocol/connection.ts";
+import {
+  OmemoDevice, OmemoDecryptError, bundleToElement, buildEncryptedMessage, deviceListElement,
+  parseBundleElement, parseDeviceListElement, verifySignedPreKeySignature,
+} from "../protocol/omemo.ts";
+import type { OmemoBundle } from "../protocol/omemo.ts";
+import { makeContentDocument, validateContentDocument, validateReflectDocument } from "../protocol/content.ts";
+import { StanzaError, describeStanzaError, parseStanzaError } from "../protocol/stanza-error.ts";
+import { ENCRYPTED_NOTICE, Element, NS, bareJid, parseXml, xml } from "../protocol/xml.ts";
+import { Actor, CaseContext, NotTested } from "./context.ts";
+import type { ActorDevice, Decryption, InboxItem } from "./context.ts";
+
+type Params = Record<string, unknown>;
+export type StepHandler = (ctx: CaseContext, params: Params) => Promise<void>;
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+const truncate = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…` : text);
+
+function connectionOptions(ctx: CaseContext, label: string): ConnectionOptions {
+  const { config } = ctx;
+  return {
+    service: config.service,
+    domain: config.domain,
+    tls: config.tls,
+    timeouts: config.timeouts,
+    maxStanzaBytes: config.maxStanzaBytes,
+    onTraffic: (direction, text, element) => {
+      const entry = ctx.record(label, direction, text, element);
+      if (direction === "in") ctx.observeInbound(element, entry);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- waiting on inboxes
+
+function describeMatcher(params: Params): string {
+  const parts = [String(params.stanza)];
+  if (params.from) parts.push(`from ${params.from}`);
+  if (params.ref) parts.push(`for ${params.ref}`);
+  if (params.condition) parts.push(`condition ${params.condition}`);
+  if (params.app) parts.push(`+ <${params.app}${params.appAttrs ? " " + Object.entries(params.appAttrs as Record<string, string>).map(([k, v]) => `${k}='${v}'`).join(" ") : ""}/>`);
+  return parts.join(" ");
+}
+
+/** Does an inbox item match a case's stanza matcher? */
+function matches(ctx: CaseContext, item: InboxItem, params: Params): boolean {
+  const { stanza } = item;
+  if (!ctx.isFrom(stanza, params.from as string | undefined)) return false;
+  const refId = params.ref ? ctx.idOf(params.ref as string) : undefined;
+  switch (params.stanza) {
+    case "receipt": {
+      const received = stanza.name === "message" ? stanza.getChild("received", NS.receipts) : undefined;
+      return Boolean(received) && (!refId || received!.attrs.id === refId);
+    }
+    case "reflect":
+      return stanza.name === "message" && item.decryption?.doc?.kind === "reflect" && (!refId || item.decryption.doc.ref === refId);
+    case "encrypted":
+      return stanza.name === "message" && stanza.attrs.type !== "error" && Boolean(stanza.getChild("encrypted", NS.omemo));
+    case "error": {
+      if (stanza.attrs.type !== "error") return false;
+      if (refId && stanza.attrs.id !== refId) return false;
+      return true;
+    }
+    case "message":
+      return stanza.name === "message" && stanza.attrs.type !== "error";
+    case "presence":
+      return stanza.name === "presence";
+    case "iq":
+      return stanza.name === "iq";
+    default:
+      return true;
+  }
+}
+
+/** Take the first matching stanza already in the inbox, or wait for one until the deadline. */
+function take(ctx: CaseContext, device: ActorDevice, predicate: (item: InboxItem) => boolean, timeoutMs: number): Promise<InboxItem | null> {
+  const found = device.inbox.findIndex(predicate);
+  if (found !== -1) return Promise.resolve(device.inbox.splice(found, 1)[0]!);
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let unsubscribeClose: (() => void) | undefined;
+    const finish = (item: InboxItem | null) => {
+      clearTimeout(timer);
+      unsubscribe();
+      unsubscribeClose?.();
+      resolve(item);
+    };
+    const timer = setTimeout(() => {
+      ctx.timeoutWaitMs += Date.now() - started;
+      finish(null);
+    }, timeoutMs);
+    const unsubscribe = device.onDeliver(() => {
+      const index = device.inbox.findIndex(predicate);
+      if (index !== -1) finish(device.inbox.splice(index, 1)[0]!);
+    });
+    if (device.conn) {
+      const onClose = () => finish(null);
+      device.conn.once("close", onClose);
+      unsubscribeClose = () => device.conn?.off("close", onClose);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- OMEMO helpers
+
+async function fetchPep(ctx: CaseContext, device: ActorDevice & { conn: XmppConnection }, jid: string, node: string): Promise<{ items: Element[]; stanza: Element }> {
+  const result = await device.conn.iq(xml("iq", { type: "get", to: jid }, xml("pubsub", { xmlns: NS.pubsub }, xml("items", { node }))));
+  const items = result.getChild("pubsub", NS.pubsub)?.getChild("items")?.getChildren("item") ?? [];
+  return { items, stanza: result };
+}
+
+async function fetchDeviceIds(ctx: CaseContext, device: ActorDevice & { conn: XmppConnection }, jid: string): Promise<number[]> {
+  const { items } = await fetchPep(ctx, device, jid, NS.omemoDeviceList);
+  const list = items[0]?.getChild("list", NS.omemo);
+  const ids = list ? parseDeviceListElement(list).ids : [];
+  device.actor.peerDevices.set(jid, ids);
+  return ids;
+}
+
+async function fetchBundle(ctx: CaseContext, device: ActorDevice & { conn: XmppConnection }, jid: string, deviceId: number): Promise<{ bundle?: OmemoBundle; problems: string[]; seq?: number }> {
+  const { items, stanza } = await fetchPep(ctx, device, jid, `${NS.omemoBundles}:${deviceId}`);
+  const bundleEl = items[0]?.getChild("bundle", NS.omemo);
+  if (!bundleEl) return { problems: [`no bundle item at ${NS.omemoBundles}:${deviceId}`], seq: ctx.entryOf(stanza)?.seq };
+  return { ...parseBundleElement(bundleEl), seq: ctx.entryOf(stanza)?.seq };
+}
+
+function publishOptions(): Element {
+  return xml("publish-options", {}, xml("x", { xmlns: NS.xdata, type: "submit" },
+    xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, "http://jabber.org/protocol/pubsub#publish-options")),
+    xml("field", { var: "pubsub#access_model" }, xml("value", {}, "open")),
+  ));
+}
+
+async function publish(device: ActorDevice & { conn: XmppConnection }, node: string, itemId: string, payload: Element): Promise<void> {
+  await device.conn.iq(xml("iq", { type: "set" }, xml("pubsub", { xmlns: NS.pubsub },
+    xml("publish", { node }, xml("item", { id: itemId }, payload)),
+    publishOptions(),
+  )));
+}
+
+async function publishOmemo(actor: Actor, device: ActorDevice & { conn: XmppConnection; omemo: OmemoDevice }): Promise<void> {
+  const ids = actor.devices.filter((d) => d.omemo).map((d) => d.omemo!.deviceId);
+  await publish(device, NS.omemoDeviceList, "current", deviceListElement(ids));
+  await publish(device, `${NS.omemoBundles}:${device.omemo.deviceId}`, "current", bundleToElement(device.omemo.bundle()));
+}
+
+/** Decrypt an incoming encrypted message for this device and note the payload beside its ciphertext. */
+async function decryptFor(ctx: CaseContext, device: ActorDevice & { omemo: OmemoDevice }, stanza: Element): Promise<Decryption> {
+  const encrypted = stanza.getChild("encrypted", NS.omemo)!;
+  const entry = ctx.entryOf(stanza);
+  try {
+    const result = await device.omemo.decrypt(bareJid(String(stanza.attrs.from ?? "")), encrypted);
+    const decryption: Decryption = { ok: true, payload: result.payload ? Buffer.from(result.payload) : null, senderDeviceId: result.senderDeviceId };
+    if (result.payload) {
+      const text = Buffer.from(result.payload).toString("utf8");
+      if (entry) entry.decrypted = text;
+      try {
+        decryption.doc = JSON.parse(text);
+      } catch (err) {
+        decryption.parseError = (err as Error).message;
+      }
+    } else if (entry) entry.note = "empty OMEMO key-transport message";
+    return decryption;
+  } catch (err) {
+    const reason = err instanceof OmemoDecryptError ? `${err.reason}: ${err.message}` : (err as Error).message;
+    if (entry) entry.note = `could not decrypt: ${reason}`;
+    return { ok: false, error: reason };
+  }
+}
+
+// ---------------------------------------------------------------- steps
+
+async function connectDevice(ctx: CaseContext, actor: Actor, index: number, publishKeys: boolean): Promise<void> {
+  const device = actor.device(index);
+  const { config } = ctx;
+  const register = !actor.registered && config.accounts.mode === "register" ? { phone: actor.phone } : undefined;
+  const conn = await XmppConnection.connectAndLogin(connectionOptions(ctx, device.label), {
+    username: actor.username,
+    password: actor.password,
+    resource: `dev${index}-${randomBytes(3).toString("hex")}`,
+    register,
+  });
+  actor.registered = true;
+  device.conn = conn;
+  conn.on("stanza", (stanza) => {
+    const seq = ctx.entryOf(stanza)?.seq ?? 0;
+    if (stanza.name === "iq" && (stanza.attrs.type === "get" || stanza.attrs.type === "set")) {
+      // Pushes the suite does not handle still get an answer, so the server sees a well-behaved client.
+      const isBlockPush = Boolean(stanza.getChild("block", NS.blocking) || stanza.getChild("unblock", NS.blocking));
+      const reply = isBlockPush
+        ? xml("iq", { type: "result", id: stanza.attrs.id, to: stanza.attrs.from })
+        : xml("iq", { type: "error", id: stanza.attrs.id, to: stanza.attrs.from }, xml("error", { type: "cancel" }, xml("service-unavailable", { xmlns: NS.stanzas })));
+      if (!conn.closed) conn.send(reply);
+    }
+    const hasEncrypted = stanza.name === "message" && stanza.attrs.type !== "error" && stanza.getChild("encrypted", NS.omemo);
+    if (!hasEncrypted || !device.omemo) {
+      device.deliver({ stanza, seq });
+      return;
+    }
+    const omemoDevice = device as ActorDevice & { omemo: OmemoDevice };
+    device.decryptQueue = device.decryptQueue.then(async () => {
+      const decryption = await decryptFor(ctx, omemoDevice, stanza);
+      device.deliver({ stanza, seq, decryption });
+    });
+  });
+  conn.send(xml("presence"));
+  device.omemo = await OmemoDevice.generate({ jid: actor.jid });
+  device.omemo.onBundleChanged = () => {
+    if (!conn.closed) publishOmemo(actor, device as ActorDevice & { conn: XmppConnection; omemo: OmemoDevice }).catch(() => undefined);
+  };
+  if (publishKeys) await publishOmemo(actor, device as ActorDevice & { conn: XmppConnection; omemo: OmemoDevice });
+}
+
+const connect: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const indexes = p.device !== undefined ? [p.device as number] : actor.devices.map((d) => d.index);
+  for (const index of indexes) await connectDevice(ctx, actor, index, p.publish !== false);
+  // Every device republishes once all are up, so the device list names all of them.
+  if (p.publish !== false && indexes.length > 1) await publishOmemo(actor, actor.connected(indexes[0]));
+};
+
+const disconnect: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  for (const device of actor.devices) await device.conn?.close();
+};
+
+const session: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.connected((p.device as number | undefined) ?? 0);
+  const jid = ctx.resolve(p.with as string);
+  const ids = await fetchDeviceIds(ctx, device, jid);
+  if (ids.length === 0) throw new Error(`${p.with} publishes no OMEMO device list: cannot start a session`);
+  for (const id of ids) {
+    const { bundle, problems } = await fetchBundle(ctx, device, jid, id);
+    if (!bundle) throw new Error(`cannot start a session with ${p.with} device ${id}: ${problems.join("; ")}`);
+    const { preKeyId } = await device.omemo.startSession(jid, id, bundle);
+    actor.preKeysUsed.set(`${jid}:${id}`, preKeyId);
+  }
+  // The sender's own other devices get a key too (XEP-0384 §4.5).
+  for (const other of actor.devices) {
+    if (other === device || !other.omemo) continue;
+    const { bundle } = await fetchBundle(ctx, device, actor.jid, other.omemo.deviceId);
+    if (bundle) await device.omemo.startSession(actor.jid, other.omemo.deviceId, bundle);
+  }
+};
+
+function contentPayload(ctx: CaseContext, p: Params, id: string): Buffer {
+  if (typeof p.payload === "string") return Buffer.from(ctx.template(p.payload), "utf8");
+  const doc = makeContentDocument({ id, kind: (p.kind as string) ?? "text", text: (p.text as string | undefined) ?? (p.kind === undefined || p.kind === "text" ? "Hello from chatconform" : undefined) }) as Record<string, unknown>;
+  for (const [key, value] of Object.entries((p.fields as Record<string, unknown>) ?? {})) {
+    if (value === null) delete doc[key];
+    else doc[key] = value;
+  }
+  return Buffer.from(JSON.stringify(doc), "utf8");
+}
+
+function flipByte(b64: string, fromEnd: number): string {
+  const bytes = Buffer.from(b64, "base64");
+  const at = Math.max(0, bytes.length - fromEnd);
+  bytes[at] = bytes[at]! ^ 0x01;
+  return bytes.toString("base64");
+}
+
+function tamper(encrypted: Element, how: string): void {
+  if (how === "payload") {
+    const payload = encrypted.getChild("payload")!;
+    payload.children = [flipByte(payload.getText(), 1)];
+  } else if (how === "iv") {
+    const iv = encrypted.getChild("header")!.getChild("iv")!;
+    iv.children = [flipByte(iv.getText(), 1)];
+  } else {
+    // A byte inside the Signal message's ciphertext, before its 8-byte MAC.
+    for (const key of encrypted.getChild("header")!.getChildren("key")) key.children = [flipByte(key.getText(), 12)];
+  }
+}
+
+async function encryptTo(actor: Actor, device: ActorDevice & { omemo: OmemoDevice }, toJid: string, payload: Buffer | null): Promise<Element> {
+  const ids = actor.peerDevices.get(toJid);
+  if (!ids) throw new Error(`no session with ${toJid}: add a session step before sending`);
+  const recipients = ids.map((deviceId) => ({ jid: toJid, deviceId }));
+  for (const other of actor.devices) {
+    if (other !== device && other.omemo) recipients.push({ jid: actor.jid, deviceId: other.omemo.deviceId });
+  }
+  return device.omemo.encrypt(payload, recipients);
+}
+
+const send: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const deviceIndex = (p.device as number | undefined) ?? 0;
+  const device = actor.connected(deviceIndex);
+  const to = ctx.resolve(p.to as string);
+  const id = device.conn.nextId();
+  const payload = p.keyTransport ? null : contentPayload(ctx, p, id);
+  const encrypted = await encryptTo(actor, device, to, payload);
+  if (p.tamper) tamper(encrypted, p.tamper as string);
+  const stanza = buildEncryptedMessage({ to, id, encrypted });
+  device.conn.send(stanza);
+  const entry = ctx.entryOf(stanza);
+  if (entry) {
+    if (payload) entry.decrypted = payload.toString("utf8");
+    if (p.tamper) entry.note = `tampered: ${p.tamper}`;
+  }
+  ctx.labels.set(p.as as string, { type: "sent", id, to, payload: payload ?? undefined, xml: stanza.toString(), actor: actor.name, device: deviceIndex });
+};
+
+const sendRaw: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const deviceIndex = (p.device as number | undefined) ?? 0;
+  const device = actor.connected(deviceIndex);
+  const stanza = parseXml(ctx.template(p.xml as string));
+  if (p.as) stanza.attrs.id = device.conn.nextId();
+  device.conn.send(stanza);
+  if (p.as) {
+    const to = String(stanza.attrs.to ?? "");
+    ctx.labels.set(p.as as string, { type: "sent", id: stanza.attrs.id as string, to, xml: stanza.toString(), actor: actor.name, device: deviceIndex });
+  }
+};
+
+const replay: StepHandler = async (ctx, p) => {
+  const record = ctx.sent(p.ref as string);
+  const device = ctx.actor(p.actor as string).connected(record.device);
+  const stanza = parseXml(record.xml);
+  device.conn.send(stanza);
+  const entry = ctx.entryOf(stanza);
+  if (entry) entry.note = `exact replay of ${p.ref}`;
+};
+
+async function runBarrier(ctx: CaseContext, actor: Actor, via: string, to = "reflector"): Promise<number> {
+  const device = actor.connected(0);
+  if (via === "ping") {
+    const result = await device.conn.iq(xml("iq", { type: "get", to: ctx.config.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    return ctx.entryOf(result)?.seq ?? 0;
+  }
+  const label = `barrier-${randomBytes(3).toString("hex")}`;
+  await send(ctx, { actor: actor.name, to, kind: "text", text: "barrier", as: label });
+  const id = ctx.idOf(label);
+  const receipt = await take(ctx, device, (item) => Boolean(item.stanza.getChild("received", NS.receipts)?.attrs.id === id), ctx.config.timeouts.stanza);
+  if (!receipt) throw new Error(`barrier message ${id} got no receipt within ${ctx.config.timeouts.stanza} ms: the barrier cannot prove anything`);
+  const reflect = await take(ctx, device, (item) => item.decryption?.doc?.kind === "reflect" && item.decryption.doc.ref === id, ctx.config.timeouts.stanza);
+  if (!reflect) throw new Error(`barrier message ${id} got no reflection within ${ctx.config.timeouts.stanza} ms`);
+  return reflect.seq;
+}
+
+const barrier: StepHandler = async (ctx, p) => {
+  await runBarrier(ctx, ctx.actor(p.actor as string), p.via as string, (p.to as string | undefined) ?? "reflector");
+};
+
+function describeItem(item: InboxItem): string {
+  const { stanza } = item;
+  if (stanza.attrs.type === "error") return `${stanza.name} error ${describeStanzaError(parseStanzaError(stanza))}`;
+  if (stanza.getChild("received", NS.receipts)) return `receipt for ${stanza.getChild("received", NS.receipts)!.attrs.id}`;
+  if (item.decryption?.doc) return `encrypted ${stanza.name} (${String(item.decryption.doc.kind)})`;
+  return truncate(stanza.toString(), 200);
+}
+
+function checkErrorDetails(ctx: CaseContext, requirement: string, item: InboxItem, p: Params): void {
+  const parsed = parseStanzaError(item.stanza);
+  const evidence = [item.seq];
+  const expectedDescription = describeMatcher(p);
+  const actualDescription = describeStanzaError(parsed) + (parsed.text ? ` ("${parsed.text}")` : "");
+  if (p.condition) ctx.check(requirement, parsed.condition === p.condition, expectedDescription, actualDescription, evidence);
+  if (p.app) {
+    const app = parsed.app;
+    let ok = app?.name === p.app && app.xmlns === (p.app === "blocked" ? NS.blockingErrors : NS.tpcErrors);
+    for (const [k, v] of Object.entries((p.appAttrs as Record<string, string>) ?? {})) if (app?.attrs[k] !== v) ok = false;
+    ctx.check(requirement, ok, expectedDescription, actualDescription, evidence);
+  }
+}
+
+const expect: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.device((p.device as number | undefined) ?? 0);
+  const requirement = p.requirement as string;
+  const wait = p.wait === false ? 0 : ctx.config.timeouts.stanza;
+  const item = wait === 0
+    ? (() => { const i = device.inbox.findIndex((it) => matches(ctx, it, p)); return i === -1 ? null : device.inbox.splice(i, 1)[0]!; })()
+    : await take(ctx, device, (it) => matches(ctx, it, p), wait);
+  const expected = describeMatcher(p);
+  if (!item) {
+    const others = device.inbox.filter((it) => ctx.isFrom(it.stanza, p.from as string | undefined));
+    const actual = others.length
+      ? `no match ${wait ? `within ${wait} ms` : "after the barrier"}; received instead: ${others.slice(0, 3).map(describeItem).join("; ")}`
+      : `nothing ${wait ? `within ${wait} ms` : "before the barrier"}`;
+    ctx.check(requirement, false, expected, actual, others.slice(0, 3).map((o) => o.seq));
+    return;
+  }
+  ctx.check(requirement, true, expected, describeItem(item), [item.seq]);
+  if (p.stanza === "error") checkErrorDetails(ctx, requirement, item, p);
+  if (p.stanza === "reflect") {
+    const doc = item.decryption!.doc!;
+    const problems = validateReflectDocument(doc);
+    ctx.check(requirement, problems.ok, "a reflect document valid against TPC/1 §8", problems.ok ? "valid" : problems.errors.join("; "), [item.seq]);
+    if (p.ref) {
+      const sent = ctx.sent(p.ref as string);
+      const expectedHash = sent.payload ? sha256(sent.payload) : "(no payload)";
+      ctx.check(requirement, doc.sha256 === expectedHash, `reflected sha256 ${expectedHash} (the payload sent as ${p.ref})`, `sha256 ${String(doc.sha256)}`, [item.seq]);
+    }
+  }
+  if (p.as) ctx.labels.set(p.as as string, { type: "received", stanza: item.stanza, seq: item.seq, decryption: item.decryption });
+};
+
+const expectNo: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.device((p.device as number | undefined) ?? 0);
+  const via = (p.barrier as string | undefined) ?? "message";
+  const barrierSeq = via === "none" ? undefined : await runBarrier(ctx, actor, via);
+  const found = device.inbox.find((it) => matches(ctx, it, p));
+  const proof = barrierSeq ? `, proven by the barrier answered at #${barrierSeq}` : "";
+  ctx.check(
+    p.requirement as string,
+    !found,
+    `no ${describeMatcher(p)}`,
+    found ? describeItem(found) : `none${proof}`,
+    found ? [found.seq] : barrierSeq ? [barrierSeq] : [],
+  );
+};
+
+function hookForm(ctx: CaseContext, args: Params): Element {
+  const fields = Object.entries(args).map(([name, value]) => {
+    const text = (name === "to" || name === "jid") ? ctx.resolve(String(value)) : String(value);
+    return xml("field", { var: name }, xml("value", {}, text));
+  });
+  return xml("x", { xmlns: NS.xdata, type: "submit" }, ...fields);
+}
+
+/** Call a reflector hook (XEP-0050); returns its JSON result. */
+export async function callHook(ctx: CaseContext, actor: Actor, name: string, args: Params = {}): Promise<{ json?: unknown; error?: StanzaError; seq?: number }> {
+  if (!ctx.config.hooks.includes(name as never)) throw new NotTested(`the endpoint exposes no "${name}" hook`);
+  const device = actor.connected(0);
+  const command = xml("command", { xmlns: NS.commands, node: `${NS.tpcTest}:${name}`, action: "execute" }, hookForm(ctx, args));
+  try {
+    const result = await device.conn.iq(xml("iq", { type: "set", to: ctx.resolve("reflector") }, command));
+    const seq = ctx.entryOf(result)?.seq;
+    const value = result.getChild("command", NS.commands)?.getChild("x", NS.xdata)?.getChildren("field").find((f) => f.attrs.var === "json")?.getChildText("value");
+    if (!value) throw new Error(`hook ${name} answered without a json field`);
+    return { json: JSON.parse(value), seq };
+  } catch (err) {
+    if (err instanceof StanzaError) return { error: err, seq: ctx.entryOf(err.stanza)?.seq };
+    throw err;
+  }
+}
+
+const hook: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const outcome = await callHook(ctx, actor, p.name as string, (p.args as Params) ?? {});
+  const expectation = (p.expect as string | undefined) ?? "completed";
+  const requirement = p.requirement as string | undefined;
+  if (expectation === "forbidden") {
+    const actual = outcome.error ? describeStanzaError(outcome.error.error) : "the hook ran (completed)";
+    if (!requirement) throw new Error("a hook step that expects forbidden needs a requirement");
+    ctx.check(requirement, outcome.error?.condition === "forbidden", `hook ${p.name} refused with forbidden`, actual, outcome.seq ? [outcome.seq] : []);
+    return;
+  }
+  if (outcome.error) {
+    if (requirement) ctx.check(requirement, false, `hook ${p.name} completes`, outcome.error.message, outcome.seq ? [outcome.seq] : []);
+    throw new Error(`hook ${p.name} failed: ${outcome.error.message}`);
+  }
+  if (p.lacks) {
+    // The partner's own record must not mention the stanza at all: it never reached the user.
+    const id = ctx.idOf(p.lacks as string);
+    const text = JSON.stringify(outcome.json);
+    if (!requirement) throw new Error("a hook step with lacks needs a requirement");
+    ctx.check(requirement, !text.includes(id), `the reflector's ${p.name} does not mention ${p.lacks} (${id})`, text.includes(id) ? `it does: ${truncate(text)}` : "not mentioned", outcome.seq ? [outcome.seq] : []);
+  }
+  if (p.as) ctx.labels.set(p.as as string, { type: "hook", json: outcome.json });
+};
+
+const iq: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.connected(0);
+  const child = parseXml(ctx.template(p.xml as string));
+  const request = xml("iq", { type: p.type as string, to: ctx.resolve(p.to as string) }, child);
+  const requirement = p.requirement as string;
+  const expectedDescription = p.expect === "result" ? "an IQ result" : `an IQ error ${describeMatcher({ ...p, stanza: "" })}`.replace("  ", " ");
+  try {
+    const result = await device.conn.iq(request, ctx.config.timeouts.stanza);
+    ctx.check(requirement, p.expect === "result", expectedDescription, `an IQ result: ${truncate(result.toString(), 200)}`, [ctx.entryOf(result)?.seq ?? 0]);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) {
+      if (err instanceof ConnectionError && err.kind === "timeout") {
+        ctx.timeoutWaitMs += ctx.config.timeouts.stanza;
+        ctx.check(requirement, false, expectedDescription, err.message);
+      }
+      throw err;
+    }
+    const seq = ctx.entryOf(err.stanza)?.seq ?? 0;
+    ctx.check(requirement, p.expect === "error", expectedDescription, `an IQ error ${describeStanzaError(err.error)}`, [seq]);
+    checkErrorDetails(ctx, requirement, { stanza: err.stanza, seq }, p);
+  }
+};
+
+const devicelist: StepHandler = async (ctx, p) => {
+  const device = ctx.actor(p.actor as string).connected(0);
+  const jid = ctx.resolve(p.of as string);
+  const requirement = p.requirement as string;
+  try {
+    const { items, stanza } = await fetchPep(ctx, device, jid, NS.omemoDeviceList);
+    const seq = ctx.entryOf(stanza)?.seq ?? 0;
+    const list = items[0]?.getChild("list", NS.omemo);
+    ctx.check(requirement, Boolean(list), `a <list xmlns='${NS.omemo}'/> item at ${NS.omemoDeviceList}`, list ? "present" : `no list in ${truncate(stanza.toString())}`, [seq]);
+    const parsed = parseDeviceListElement(list!);
+    ctx.check(requirement, parsed.problems.length === 0 && parsed.ids.length > 0, "a well-formed device list naming at least one device", parsed.problems.length ? parsed.problems.join("; ") : `devices ${parsed.ids.join(", ") || "(none)"}`, [seq]);
+    device.actor.peerDevices.set(jid, parsed.ids);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    ctx.check(requirement, false, "the device list, readable by anyone (access_model open)", `error ${describeStanzaError(err.error)}`, [ctx.entryOf(err.stanza)?.seq ?? 0]);
+  }
+};
+
+const bundles: StepHandler = async (ctx, p) => {
+  const device = ctx.actor(p.actor as string).connected(0);
+  const jid = ctx.resolve(p.of as string);
+  const requirement = p.requirement as string;
+  const ids = await fetchDeviceIds(ctx, device, jid);
+  if (ids.length === 0) throw new Error(`${p.of} publishes no device list; the bundle check cannot run`);
+  for (const id of ids) {
+    let fetched: Awaited<ReturnType<typeof fetchBundle>>;
+    try {
+      fetched = await fetchBundle(ctx, device, jid, id);
+    } catch (err) {
+      if (!(err instanceof StanzaError)) throw err;
+      ctx.check(requirement, false, `the bundle of device ${id}, readable by anyone`, `error ${describeStanzaError(err.error)}`, [ctx.entryOf(err.stanza)?.seq ?? 0]);
+      return;
+    }
+    const evidence = fetched.seq ? [fetched.seq] : [];
+    const bundle = fetched.bundle;
+    if (!bundle) {
+      ctx.check(requirement, false, `a usable bundle for device ${id}`, fetched.problems.join("; "), evidence);
+      return;
+    }
+    if (p.check === "prekey-count") {
+      const min = (p.min as number | undefined) ?? 20;
+      ctx.check(requirement, bundle.preKeys.length >= min, `device ${id}: at least ${min} one-time prekeys`, `${bundle.preKeys.length} prekeys`, evidence);
+    } else if (p.check === "signature") {
+      const valid = await verifySignedPreKeySignature(bundle);
+      ctx.check(requirement, valid, `device ${id}: signed prekey ${bundle.signedPreKey.id} signature verifies under the identity key`, valid ? "valid signature" : "the signature does not verify", evidence);
+    } else {
+      const ids = [bundle.signedPreKey.id, ...bundle.preKeys.map((k) => k.id)];
+      const outOfRange = bundle.preKeys.map((k) => k.id).filter((k) => !Number.isInteger(k) || k < 1 || k > 2 ** 31 - 1);
+      const seen = new Set<number>();
+      const duplicates = bundle.preKeys.map((k) => k.id).filter((k) => (seen.has(k) ? true : (seen.add(k), false)));
+      const problems = [...fetched.problems];
+      if (outOfRange.length) problems.push(`ids out of 1..2^31-1: ${outOfRange.slice(0, 5).join(", ")}`);
+      if (duplicates.length) problems.push(`duplicate prekey ids: ${[...new Set(duplicates)].slice(0, 5).join(", ")}`);
+      ctx.check(requirement, problems.length === 0, `device ${id}: prekey ids in 1..2^31-1 and unique`, problems.length ? problems.join("; ") : `${ids.length} ids, all in range and unique`, evidence);
+    }
+  }
+};
+
+const prekeyConsumed: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.connected(0);
+  const jid = ctx.resolve(p.of as string);
+  const requirement = p.requirement as string;
+  const within = (p.withinMs as number | undefined) ?? 5000;
+  const used = [...actor.preKeysUsed.entries()].filter(([key]) => key.startsWith(`${jid}:`));
+  if (used.length === 0) throw new Error(`no session with ${p.of} was started in this case: nothing to check`);
+  for (const [key, preKeyId] of used) {
+    const deviceId = Number(key.slice(jid.length + 1));
+    const started = Date.now();
+    let delay = 25;
+    // The bundle is republished asynchronously and PEP notifications need a presence subscription
+    // G does not have, so poll with backoff until the deadline.
+    for (;;) {
+      const { bundle, seq } = await fetchBundle(ctx, device, jid, deviceId);
+      const stillThere = bundle?.preKeys.some((k) => k.id === preKeyId) ?? true;
+      const elapsed = Date.now() - started;
+      if (!stillThere) {
+        ctx.check(requirement, true, `prekey ${preKeyId} gone from device ${deviceId}'s bundle within ${within} ms`, `gone after ${elapsed} ms`, seq ? [seq] : []);
+        break;
+      }
+      if (elapsed >= within) {
+        ctx.timeoutWaitMs += elapsed;
+        ctx.check(requirement, false, `prekey ${preKeyId} gone from device ${deviceId}'s bundle within ${within} ms`, `still published after ${elapsed} ms`, seq ? [seq] : []);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, within - elapsed)));
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+};
+
+const receive: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.device((p.device as number | undefined) ?? 0);
+  const requirement = p.requirement as string;
+  const item = await take(ctx, device, (it) => ctx.isFrom(it.stanza, p.from as string) && it.stanza.name === "message" && it.stanza.attrs.type !== "error" && it.decryption?.doc?.kind !== "reflect" && !it.stanza.getChild("received", NS.receipts), ctx.config.timeouts.stanza);
+  if (!item) {
+    ctx.check(requirement, false, `a message from ${p.from}`, `nothing within ${ctx.config.timeouts.stanza} ms`);
+    return;
+  }
+  ctx.labels.set(p.as as string, { type: "received", stanza: item.stanza, seq: item.seq, decryption: item.decryption });
+  const decryption = item.decryption;
+  ctx.check(requirement, Boolean(decryption?.ok && decryption.payload), `an OMEMO message from ${p.from} that this device can decrypt`, decryption ? (decryption.ok ? (decryption.payload ? "decrypted" : "an empty key-transport message") : `not decryptable: ${decryption.error}`) : "not encrypted", [item.seq]);
+};
+
+const checkMessage: StepHandler = async (ctx, p) => {
+  const record = ctx.received(p.ref as string);
+  const { stanza } = record;
+  const requirement = p.requirement as string;
+  const evidence = [record.seq];
+  if (p.check === "hints") {
+    const eme = stanza.getChild("encryption", NS.eme);
+    ctx.check(requirement, eme?.attrs.namespace === NS.omemo, `<encryption xmlns='${NS.eme}' namespace='${NS.omemo}'/>`, eme ? truncate(eme.toString()) : "no EME element", evidence);
+    ctx.check(requirement, Boolean(stanza.getChild("store", NS.hints)), `<store xmlns='${NS.hints}'/>`, stanza.getChild("store", NS.hints) ? "present" : "absent", evidence);
+    const body = stanza.getChildText("body");
+    ctx.check(requirement, body === null || body === ENCRYPTED_NOTICE, `no plaintext body beyond "${ENCRYPTED_NOTICE}"`, body === null ? "no body" : `body "${truncate(body, 120)}"`, evidence);
+    const plaintextChildren = stanza.children.filter((c): c is Element => typeof c !== "string" && ["subject", "html", "thread"].includes(c.name) && c.name !== "thread");
+    ctx.check(requirement, plaintextChildren.length === 0, "no other plaintext content (subject, XHTML-IM)", plaintextChildren.length ? plaintextChildren.map((c) => c.name).join(", ") : "none", evidence);
+  } else if (p.check === "schema") {
+    const doc = record.decryption?.doc;
+    const verdict = doc ? validateContentDocument(doc) : { ok: false as const, errors: [record.decryption?.parseError ? `not JSON: ${record.decryption.parseError}` : "no payload"] };
+    ctx.check(requirement, verdict.ok, "a content document valid against the TPC/1 schema", verdict.ok ? "valid" : verdict.errors.join("; "), evidence);
+    ctx.check(requirement, doc?.id === stanza.attrs.id, `document id equal to the stanza id ${stanza.attrs.id}`, `id ${String(doc?.id)}`, evidence);
+  } else {
+    const actor = ctx.actor(p.actor as string);
+    const header = stanza.getChild("encrypted", NS.omemo)?.getChild("header");
+    const rids = (header?.getChildren("key") ?? []).map((k) => Number(k.attrs.rid));
+    const sid = Number(header?.attrs.sid);
+    const ownIds = await fetchDeviceIds(ctx, actor.connected(0), actor.jid);
+    const senderIds = await fetchDeviceIds(ctx, actor.connected(0), bareJid(String(stanza.attrs.from))).catch(() => [] as number[]);
+    const allowed = new Set([...ownIds, ...senderIds.filter((id) => id !== sid)]);
+    const missing = ownIds.filter((id) => !rids.includes(id));
+    const extra = rids.filter((id) => !allowed.has(id));
+    ctx.check(requirement, missing.length === 0, `a key for each of ${actor.name}'s listed devices (${ownIds.join(", ")})`, missing.length ? `no key for ${missing.join(", ")}` : `keys for ${rids.join(", ")}`, evidence);
+    ctx.check(requirement, extra.length === 0, "no key for a device outside the device lists", extra.length ? `keys for unlisted devices ${extra.join(", ")}` : "none", evidence);
+  }
+};
+
+/** Negotiation probes on a fresh connection of their own (transport requirements). */
+const probe: StepHandler = async (ctx, p) => {
+  const requirement = p.requirement as string;
+  const conn = await XmppConnection.open(connectionOptions(ctx, "probe"));
+  try {
+    const evidence = () => [ctx.transcript.at(-1)?.seq ?? 0];
+    if (conn.secure) {
+      ctx.check(requirement, true, "TLS before authentication", "direct TLS (xmpps): every byte is encrypted", evidence());
+      return;
+    }
+    const starttls = conn.features?.getChild("starttls", NS.tls);
+    if (p.check === "starttls-required") {
+      ctx.check(requirement, Boolean(starttls), "<starttls/> offered in the first stream features", starttls ? "offered" : `features: ${truncate(conn.features?.toString() ?? "none")}`, evidence());
+      ctx.check(requirement, Boolean(starttls?.getChild("required")), "<starttls><required/></starttls>", starttls?.getChild("required") ? "required" : "offered as optional", evidence());
+      const actor = ctx.actor(p.actor as string);
+      // Real credentials, so a success would really be an authentication without TLS.
+      conn.send(xml("auth", { xmlns: NS.sasl, mechanism: "PLAIN" }, Buffer.from(`\0${actor.username}\0${actor.password}`).toString("base64")));
+      const answer = await conn.nextElement((el) => el.attrs.xmlns === NS.sasl, ctx.config.timeouts.sasl, "SASL before TLS").catch((err: ConnectionError) => err);
+      const refused = answer instanceof ConnectionError ? answer.kind !== "timeout" : answer.name === "failure";
+      const actual = answer instanceof ConnectionError ? answer.message : `<${answer.name}/>${answer.name === "failure" ? ` (${answer.children.find((c): c is Element => typeof c !== "string")?.name ?? ""})` : ""}`;
+      ctx.check(requirement, refused, "authentication before STARTTLS refused (SASL failure or stream error)", actual, evidence());
+    } else {
+      const before = conn.mechanisms();
+      ctx.check(requirement, !before.includes("PLAIN"), "PLAIN not offered before TLS", before.length ? `mechanisms before TLS: ${before.join(", ")}` : "no mechanisms before TLS", evidence());
+      if (!starttls) throw new Error("the endpoint offers no STARTTLS; the mechanisms after TLS cannot be read");
+      await conn.startTls();
+      const after = conn.mechanisms();
+      ctx.check(requirement, after.includes("SCRAM-SHA-1"), "SCRAM-SHA-1 offered after TLS", `mechanisms after TLS: ${after.join(", ") || "none"}`, evidence());
+    }
+  } finally {
+    conn.destroy();
+  }
+};
+
+export const STEP_HANDLERS: Record<string, StepHandler> = {
+  connect, disconnect, session, send, "send-raw": sendRaw, replay, expect, "expect-no": expectNo, barrier,
+  hook, iq, devicelist, bundles, "prekey-consumed": prekeyConsumed, probe, receive, "check-message": checkMessage,
+};
+
+export { decryptFor };

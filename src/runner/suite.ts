@@ -1,0 +1,78 @@
+// One run of the catalogue against one endpoint: the library entry the CLI and selftest share.
+import { readFileSync } from "node:fs";
+import type { EventEmitter } from "node:events";
+import { caseSetSha256 } from "../cases/loader.ts";
+import type { CaseDefinition } from "../cases/loader.ts";
+import type { CaseResult, Requirement, Verdict } from "../checks/model.ts";
+import type { EndpointConfig } from "../config/config.ts";
+import { PROFILE } from "../checks/requirements.ts";
+import { aggregateRequirements, computeVerdict, summarize } from "../checks/verdict.ts";
+import type { RunnerEvents, RunInfo } from "./events.ts";
+import { Runner } from "./runner.ts";
+
+const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
+export const SUITE = { name: packageJson.name, version: packageJson.version };
+
+export interface SuiteRunOptions {
+  config: EndpointConfig;
+  endpointDescription: string;
+  requirements: Requirement[];
+  /** The whole catalogue (for the case-set hash) and what was selected from it. */
+  allCases: CaseDefinition[];
+  selected: CaseDefinition[];
+  skipped?: { case: CaseDefinition; reason: string }[];
+  filters?: string[];
+  jobs?: number;
+  mutant?: string;
+  command?: string;
+  signal?: AbortSignal;
+  /** Reporters subscribe here before the run starts. */
+  attach?: (events: EventEmitter<RunnerEvents>) => void;
+}
+
+export interface SuiteRunResult {
+  verdict: Verdict;
+  results: CaseResult[];
+  requirements: ReturnType<typeof aggregateRequirements>;
+  summary: ReturnType<typeof summarize>;
+  incomplete: boolean;
+  incompleteReason?: string;
+}
+
+export async function runSuite(options: SuiteRunOptions): Promise<SuiteRunResult> {
+  const runInfo: RunInfo = {
+    suite: SUITE,
+    profile: PROFILE,
+    endpoint: options.config.service,
+    endpointDescription: options.endpointDescription,
+    mutant: options.mutant,
+    policy: options.config.policy,
+    startedAt: new Date().toISOString(),
+    command: options.command ?? "",
+    caseSetSha256: caseSetSha256(options.allCases),
+    selection: { total: options.allCases.length, selected: options.selected.length, filters: options.filters ?? [] },
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+  const runner = new Runner({
+    config: options.config,
+    cases: options.selected,
+    skipped: options.skipped,
+    requirements: options.requirements,
+    runInfo,
+    jobs: options.jobs,
+    signal: options.signal,
+  });
+  options.attach?.(runner);
+  const outcome = await runner.run();
+  const requirements = aggregateRequirements(options.requirements, outcome.results);
+  const verdict = computeVerdict(requirements, { incomplete: outcome.incomplete });
+  return {
+    verdict,
+    results: outcome.results,
+    requirements,
+    summary: summarize(outcome.results),
+    incomplete: outcome.incomplete,
+    incompleteReason: outcome.incompleteReason,
+  };
+}
