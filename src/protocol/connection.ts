@@ -169,6 +169,8 @@ export class XmppConnection extends EventEmitter<ConnectionEvents> {
       }, timeouts.connect);
       sock.once(secure ? "secureConnect" : "connect", () => {
         clearTimeout(timer);
+        // Stanzas are small back-to-back writes: Nagle would stall each by ~40 ms.
+        sock.setNoDelay(true);
         sock.removeAllListeners("error");
         resolve(sock);
       });

@@ -1,0 +1,228 @@
+// TPC/1 policy between accounts, as an ordered list of named checks. Each check is one function
+// that looks at one exchange (a stanza from one account to another) and either lets it pass (null),
+// refuses it with a stanza error, or drops it silently. Each check can be switched off by a server
+// fault (a mutant partner), named in `fault`, so the suite can be shown to catch the breakage.
+import { tpcCondition } from "../../protocol/stanza-error.ts";
+import type { StanzaErrorInfo } from "../../protocol/stanza-error.ts";
+import { NS } from "../../protocol/xml.ts";
+import type { Element } from "../../protocol/xml.ts";
+import type { Account } from "./accounts.ts";
+import { blocks } from "./blocking.ts";
+
+/** One stanza from `sender` to another existing account. `stanza.attrs.from` is already stamped. */
+export interface Exchange {
+  readonly stanza: Element;
+  readonly sender: Account;
+  /** The sender's full JID. */
+  readonly senderJid: string;
+  readonly recipient: Account;
+  /** The addressed JID, normalised (bare or full). */
+  readonly target: string;
+}
+
+export type Outcome =
+  | { readonly kind: "refuse"; readonly error: StanzaErrorInfo }
+  | { readonly kind: "drop"; readonly reason: string };
+
+export interface PolicyCheck {
+  readonly name: string;
+  /** The server fault that switches this check off. */
+  readonly fault: string;
+  readonly description: string;
+  readonly check: (exchange: Exchange) => Outcome | null;
+}
+
+const refuse = (error: StanzaErrorInfo): Outcome => ({ kind: "refuse", error });
+const drop = (reason: string): Outcome => ({ kind: "drop", reason });
+
+export const SERVICE_UNAVAILABLE: StanzaErrorInfo = { type: "cancel", condition: "service-unavailable" };
+
+function isGatekeeperPartnerPair(x: Exchange): boolean {
+  return (x.sender.kind === "gatekeeper") !== (x.recipient.kind === "gatekeeper");
+}
+
+const isRequest = (x: Exchange) => x.stanza.name === "iq" && (x.stanza.attrs.type === "get" || x.stanza.attrs.type === "set");
+const isMessage = (x: Exchange) => x.stanza.name === "message" && x.stanza.attrs.type !== "error";
+const children = (x: Exchange) => x.stanza.getChildElements();
+
+/** Messages and IQ requests get service-unavailable; everything else is dropped. */
+function unavailable(x: Exchange, reason: string): Outcome {
+  if (x.stanza.name === "presence" || x.stanza.attrs.type === "error" || x.stanza.attrs.type === "result") return drop(reason);
+  return refuse(SERVICE_UNAVAILABLE);
+}
+
+/** An opted-out partner user looks exactly like a non-existent account to a G (and cannot reach G). */
+export function optedOutHidden(x: Exchange): Outcome | null {
+  if (!isGatekeeperPartnerPair(x)) return null;
+  if (!(x.sender.optedOut || x.recipient.optedOut)) return null;
+  return unavailable(x, "partner user has not opted in to third-party chats");
+}
+
+/** XEP-0191: the recipient blocks the sender. Reveal nothing: as if the recipient did not exist. */
+export function blockedByRecipient(x: Exchange): Outcome | null {
+  if (!blocks(x.recipient, x.senderJid)) return null;
+  return unavailable(x, "recipient blocks the sender");
+}
+
+/** XEP-0191 §3.3: the sender blocks the recipient; its own stanza fails with <blocked/>. */
+export function blockedBySender(x: Exchange): Outcome | null {
+  if (!blocks(x.sender, x.target)) return null;
+  if (x.stanza.name === "presence" || x.stanza.attrs.type === "error" || x.stanza.attrs.type === "result") {
+    return drop("sender blocks the recipient");
+  }
+  return refuse({
+    type: "cancel",
+    condition: "not-acceptable",
+    app: { name: "blocked", xmlns: NS.blockingErrors, attrs: {} },
+    text: "You have blocked this contact; unblock it to communicate.",
+  });
+}
+
+/** TPC/1 §9: messages from or to a G whose number is outside the eligible region. */
+export function eligibleRegion(x: Exchange): Outcome | null {
+  if (!isMessage(x) || !isGatekeeperPartnerPair(x)) return null;
+  const g = x.sender.kind === "gatekeeper" ? x.sender : x.recipient;
+  if (g.standing !== "ineligible") return null;
+  return refuse({
+    type: "cancel",
+    condition: "not-allowed",
+    app: tpcCondition("ineligible-region", { region: g.region ?? "ZZ" }),
+    text: `The gatekeeper user's number is not in an eligible region${g.standingReason ? `: ${g.standingReason}` : ""}.`,
+  });
+}
+
+/** TPC/1 §9: after a change to an ineligible number the chat is read-only, both ways. */
+export function readOnly(x: Exchange): Outcome | null {
+  if (!isMessage(x) || !isGatekeeperPartnerPair(x)) return null;
+  const g = x.sender.kind === "gatekeeper" ? x.sender : x.recipient;
+  if (g.standing !== "read-only") return null;
+  return refuse({
+    type: "cancel",
+    condition: "not-allowed",
+    app: tpcCondition("read-only"),
+    text: "This chat is read-only: the gatekeeper user's number moved outside the eligible region.",
+  });
+}
+
+const GROUPS_REFUSED: StanzaErrorInfo = {
+  type: "cancel",
+  condition: "feature-not-implemented",
+  app: tpcCondition("unsupported", { feature: "groups" }),
+  text: "Groups are not supported between gatekeeper and partner users in TPC/1.",
+};
+
+/** TPC/1 §7: groupchat messages, MUC invites (direct and mediated), MIX, MUC joins. */
+export function groupsRefused(x: Exchange): Outcome | null {
+  if (!isGatekeeperPartnerPair(x) || x.stanza.attrs.type === "error") return null;
+  const { stanza } = x;
+  if (stanza.name === "message") {
+    const invite =
+      stanza.attrs.type === "groupchat" ||
+      stanza.getChild("x", NS.conference) !== undefined ||
+      stanza.getChild("x", NS.mucUser)?.getChild("invite") !== undefined ||
+      children(x).some((c) => isMix(c));
+    return invite ? refuse(GROUPS_REFUSED) : null;
+  }
+  if (stanza.name === "iq") return isRequest(x) && children(x).some((c) => isMix(c)) ? refuse(GROUPS_REFUSED) : null;
+  // A MUC join (presence with <x xmlns='…muc'/>) from G to P; presence the other way is only dropped.
+  if (stanza.name === "presence" && x.sender.kind === "gatekeeper" && stanza.getChild("x", NS.muc) && stanza.attrs.type === undefined) {
+    return refuse(GROUPS_REFUSED);
+  }
+  return null;
+}
+
+function isMix(element: Element): boolean {
+  return typeof element.attrs.xmlns === "string" && element.attrs.xmlns.startsWith("urn:xmpp:mix:");
+}
+
+const CALLS_REFUSED: StanzaErrorInfo = {
+  type: "cancel",
+  condition: "feature-not-implemented",
+  app: tpcCondition("unsupported", { feature: "calls" }),
+  text: "Calls are not supported between gatekeeper and partner users in TPC/1.",
+};
+
+/** TPC/1 §7: Jingle IQs and Jingle Message Initiation; never an accept. */
+export function callsRefused(x: Exchange): Outcome | null {
+  if (!isGatekeeperPartnerPair(x)) return null;
+  if (isMessage(x) && children(x).some((c) => c.attrs.xmlns === NS.jingleMessage)) return refuse(CALLS_REFUSED);
+  if (isRequest(x) && x.stanza.getChild("jingle", NS.jingle)) return refuse(CALLS_REFUSED);
+  return null;
+}
+
+const PRIVATE_IQS: ReadonlyArray<readonly [string, string]> = [
+  ["vCard", "vcard-temp"],
+  ["vcard", "urn:ietf:params:xml:ns:vcard-4.0"],
+  ["query", "jabber:iq:last"],
+  ["query", "jabber:iq:version"],
+  ["time", "urn:xmpp:time"],
+];
+
+/** PEP nodes that carry identity (avatar, nick, vCard4): never readable across G and P. */
+export const PRIVATE_PEP_NODES: ReadonlySet<string> = new Set([
+  "urn:xmpp:avatar:metadata",
+  "urn:xmpp:avatar:data",
+  "http://jabber.org/protocol/nick",
+  "urn:xmpp:vcard4",
+]);
+
+/** TPC/1 §10 / §10a: profile and activity queries between G and P reveal nothing. */
+export function privacyQueriesRefused(x: Exchange): Outcome | null {
+  if (!isRequest(x) || !isGatekeeperPartnerPair(x)) return null;
+  const payload = children(x)[0];
+  if (!payload) return null;
+  if (PRIVATE_IQS.some(([name, xmlns]) => payload.name === name && payload.attrs.xmlns === xmlns)) return refuse(SERVICE_UNAVAILABLE);
+  if (payload.name === "pubsub" && payload.attrs.xmlns === NS.pubsub) {
+    const nodes = payload.getChildElements().map((c) => c.attrs.node as string | undefined);
+    if (nodes.some((n) => n !== undefined && PRIVATE_PEP_NODES.has(n))) return refuse(SERVICE_UNAVAILABLE);
+  }
+  return null;
+}
+
+/** TPC/1 §10a: presence of every type between G and P is dropped silently, both ways. */
+export function noPresenceAcross(x: Exchange): Outcome | null {
+  if (x.stanza.name !== "presence" || !isGatekeeperPartnerPair(x)) return null;
+  return drop("no presence crosses between gatekeeper and partner users");
+}
+
+/** TPC/1 §4 / §7: a <body> without OMEMO <encrypted/> is plaintext and refused. */
+export function encryptionRequired(x: Exchange): Outcome | null {
+  if (!isMessage(x) || !isGatekeeperPartnerPair(x)) return null;
+  if (!x.stanza.getChild("body") || x.stanza.getChild("encrypted", NS.omemo)) return null;
+  return refuse({
+    type: "cancel",
+    condition: "not-acceptable",
+    app: tpcCondition("encryption-required"),
+    text: "Plaintext is not accepted: a TPC/1 message carries its content in an OMEMO <encrypted/> element.",
+  });
+}
+
+/** In the order they run: the first check that does not pass decides. */
+export const POLICY_CHECKS: readonly PolicyCheck[] = [
+  { name: "opted-out-hidden", fault: "optout-visible", description: "an opted-out partner user is indistinguishable from a non-existent one", check: optedOutHidden },
+  { name: "blocked-by-recipient", fault: "block-ignored", description: "stanzas from a blocked JID are refused as service-unavailable", check: blockedByRecipient },
+  { name: "blocked-by-sender", fault: "blocked-send-allowed", description: "stanzas to a JID the sender blocks fail with <blocked/>", check: blockedBySender },
+  { name: "eligible-region", fault: "ineligible-accepted", description: "messages from or to an ineligible G are refused with ineligible-region", check: eligibleRegion },
+  { name: "read-only", fault: "read-only-ignored", description: "messages from or to a read-only G are refused with read-only", check: readOnly },
+  { name: "groups-refused", fault: "groups-accepted", description: "groupchat, MUC invites, MUC joins and MIX are refused (unsupported groups)", check: groupsRefused },
+  { name: "calls-refused", fault: "calls-accepted", description: "Jingle and Jingle Message Initiation are refused (unsupported calls)", check: callsRefused },
+  { name: "privacy-queries-refused", fault: "privacy-leak", description: "vCard, last activity, version, time, avatar and nick queries answer service-unavailable", check: privacyQueriesRefused },
+  { name: "no-presence-across", fault: "presence-leak", description: "presence between G and P is dropped", check: noPresenceAcross },
+  { name: "encryption-required", fault: "plaintext-accepted", description: "a <body> without OMEMO <encrypted/> is refused with encryption-required", check: encryptionRequired },
+];
+
+/** Server faults (mutants) this server understands. */
+export const SERVER_FAULTS: ReadonlyMap<string, string> = new Map(
+  POLICY_CHECKS.map((c) => [c.fault, `switches off the "${c.name}" check: ${c.description}`]),
+);
+
+/** Run the checks that no fault switches off; null when the exchange may proceed. */
+export function applyPolicy(exchange: Exchange, faults: ReadonlySet<string>): (Outcome & { check: string }) | null {
+  if (exchange.sender === exchange.recipient) return null;
+  for (const { name, fault, check } of POLICY_CHECKS) {
+    if (faults.has(fault)) continue;
+    const outcome = check(exchange);
+    if (outcome) return { ...outcome, check: name };
+  }
+  return null;
+}
