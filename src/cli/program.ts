@@ -147,7 +147,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
       signal: controller.signal,
       attach: (events) => {
         json.attach(events);
-        if (!flags.quiet) createConsoleReporter({ out: process.stdout, color: flags.color, verbose: flags.verbose, reportPath: path.join(dir, "report.json") }).attach(events);
+        if (!flags.quiet) createConsoleReporter({ out: process.stdout, color: flags.color === false ? false : undefined, verbose: flags.verbose, reportPath: path.join(dir, "report.json") }).attach(events);
       },
     });
     await json.done;

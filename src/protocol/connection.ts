@@ -183,7 +183,12 @@ export class XmppConnection extends EventEmitter<ConnectionEvents> {
       });
     });
     const connection = new XmppConnection(options, socket, secure);
-    await connection.openStream();
+    try {
+      await connection.openStream();
+    } catch (err) {
+      connection.destroy();
+      throw err;
+    }
     return connection;
   }
 
