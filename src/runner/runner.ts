@@ -9,7 +9,7 @@ import { Actor, CaseContext, CheckFailed, NotTested, expandPhone } from "./conte
 import { STEP_HANDLERS } from "./steps.ts";
 
 export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
-const DEFAULT_PHONE = "+33 6 ## ## ## ##";
+const DEFAULT_PHONE = "+33 6 1# ## ## ##";
 
 export interface RunOptions {
   config: EndpointConfig;

@@ -1,0 +1,85 @@
+// The CLI as a user runs it: a child process, its exit code, what it prints, what it writes.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { validateReport } from "../src/report/json.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = path.join(root, "bin", "chatconform.js");
+
+function cli(args: string[], cwd = root) {
+  const result = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe("chatconform CLI", function () {
+  this.timeout(150_000);
+
+  it("lint accepts the catalogue and rejects a bad file with file:line and exit 3", () => {
+    assert.equal(cli(["lint"]).code, 0);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-lint-"));
+    mkdirSync(path.join(dir, "cases", "encryption"), { recursive: true });
+    const file = path.join(dir, "cases", "encryption", "broken.yaml");
+    writeFileSync(file, "format: 1\nid: encryption/broken\ntitle: Broken case used by the CLI test\nrequirements: [ENC-06]\nlevel: MUST\ntags: [smoke]\nspec: nothing at all here\nsteps:\n  - fly: { to: moon }\n");
+    const result = cli(["lint", file]);
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /broken\.yaml:9: steps\.0: is not a known step/);
+  });
+
+  it("requirements --json lists every requirement with its covering cases", () => {
+    const result = cli(["requirements", "--json"]);
+    assert.equal(result.code, 0);
+    const doc = JSON.parse(result.stdout) as { requirements: { id: string; level: string; cases: string[] }[]; uncovered: string[] };
+    const enc06 = doc.requirements.find((r) => r.id === "ENC-06")!;
+    assert.ok(enc06.cases.includes("encryption/text-roundtrip"));
+    assert.ok(doc.uncovered.every((id) => doc.requirements.find((r) => r.id === id)!.cases.length === 0));
+  });
+
+  it("list --json names each case with its hash", () => {
+    const result = cli(["list", "--json"]);
+    assert.equal(result.code, 0);
+    const list = JSON.parse(result.stdout) as { id: string; sha256: string }[];
+    assert.ok(list.length >= 12);
+    assert.ok(list.every((c) => /^[0-9a-f]{64}$/.test(c.sha256)));
+  });
+
+  it("a bad config is reported at once as path: message with exit 3", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-cli-"));
+    const file = path.join(dir, "endpoint.yaml");
+    writeFileSync(file, "domain: partner.example\nhooks: [dance]\naccounts: { mode: teleport }\n");
+    const result = cli(["run", "--config", file]);
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /hooks\.0: must be one of/);
+    assert.match(result.stderr, /accounts\.mode: must be one of register, static/);
+  });
+
+  it("usage errors exit 3", () => {
+    assert.equal(cli(["run", "--jobs", "0"]).code, 3);
+    assert.equal(cli(["run", "--case", "no/such-case"]).code, 3);
+    assert.equal(cli(["run", "--partner-mutant", "no-such-mutant"]).code, 3);
+  });
+
+  it("run certifies the built-in partner: exit 0, report.json valid, latest points at it", () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    const result = cli(["run", "--out", out, "--case", "encryption/text-roundtrip,transport/"]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /encryption\/text-roundtrip/);
+    assert.match(result.stdout, /compliant/);
+    const report = JSON.parse(readFileSync(path.join(out, "latest", "report.json"), "utf8"));
+    assert.deepEqual(validateReport(report), []);
+    assert.equal(report.verdict, "compliant");
+    assert.ok(readdirSync(out).some((d) => /^\d{4}-\d\d-\d\dT/.test(d)));
+  });
+
+  it("run against a mutant exits 1 and names the broken requirement", () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    const result = cli(["run", "--out", out, "--partner-mutant", "plaintext-accepted", "--case", "encryption/plaintext-refused"]);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /ENC-14/);
+    assert.match(result.stdout, /Expected:/);
+    assert.ok(existsSync(path.join(out, "latest", "report.json")));
+  });
+});
