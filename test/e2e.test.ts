@@ -42,7 +42,7 @@ describe("end to end against the reference partner", function () {
   it("fails ENC-14 (and nothing else) against a server that delivers plaintext", async () => {
     const run = await runAgainst("plaintext-accepted");
     assert.equal(run.verdict, "non-compliant");
-    assert.deepEqual(run.requirements.filter((r) => r.status === "fail").map((r) => r.id), ["ENC-14"]);
+    assert.deepEqual(run.requirements.filter((r) => r.status === "fail").map((r) => r.id), ["ENC-14"], describeFailures(run));
     const failed = run.results.find((r) => r.id === "encryption/plaintext-refused")!;
     assert.equal(failed.status, "fail");
     assert.match(failed.failures[0]!.expected, /encryption-required/);
@@ -68,9 +68,21 @@ describe("end to end against the reference partner", function () {
       const hookCases = run.results.filter((r) => cases.find((c) => c.id === r.id)!.needs.some((n) => n.startsWith("hook:")));
       assert.ok(hookCases.length > 0);
       for (const r of hookCases) assert.equal(r.status, "not-tested", r.id);
-      assert.equal(run.verdict, "incomplete");
+      assert.equal(run.verdict, "incomplete", describeFailures(run));
     } finally {
       await partner.stop();
     }
+  });
+});
+
+describe("selftest", function () {
+  this.timeout(180_000);
+
+  it("the reference partner passes everything and every mutant is killed by exactly its requirements", async () => {
+    const { runSelftest } = await import("../src/runner/selftest.ts");
+    const { rows, ok } = await runSelftest({ requirements, cases, jobs: 4 });
+    const problems = rows.filter((r) => !r.ok).map((r) => `${r.partner}: missed ${r.missed.join(",")} collateral ${r.collateral.join(",")} errors ${r.errors.join("; ")}`);
+    assert.deepEqual(problems, []);
+    assert.equal(ok, true);
   });
 });

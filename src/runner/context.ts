@@ -145,7 +145,25 @@ export class CaseContext {
   private readonly nobodyJid = `tpc-nobody-${randomBytes(6).toString("hex")}@`;
   private readonly entryByElement = new WeakMap<Element, TranscriptEntry>();
 
-  constructor(readonly caseDef: CaseDefinition, readonly config: EndpointConfig) {}
+  /**
+   * One-time prekeys of peer devices already used by any case of this run (`jid:deviceId:preKeyId`).
+   * Cases running in parallel would otherwise pick the same prekey now and then, and the second
+   * key exchange would rightly be refused: a collision of the suite's own making, not the partner's.
+   */
+  readonly claimedPreKeys: Set<string>;
+
+  constructor(readonly caseDef: CaseDefinition, readonly config: EndpointConfig, claimedPreKeys: Set<string> = new Set()) {
+    this.claimedPreKeys = claimedPreKeys;
+  }
+
+  /** Pick a random one-time prekey of a peer device that no case of this run has used. */
+  claimPreKey(jid: string, deviceId: number, available: number[]): number | undefined {
+    const free = available.filter((id) => !this.claimedPreKeys.has(`${jid}:${deviceId}:${id}`));
+    if (free.length === 0) return undefined;
+    const chosen = free[randomBytes(4).readUInt32BE() % free.length]!;
+    this.claimedPreKeys.add(`${jid}:${deviceId}:${chosen}`);
+    return chosen;
+  }
 
   record(actor: string, direction: "in" | "out", xmlText: string, element?: Element, note?: string): TranscriptEntry {
     const entry: TranscriptEntry = { seq: ++this.seq, t: Date.now() - this.startedAt, actor, direction, xml: xmlText };

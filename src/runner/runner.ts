@@ -70,6 +70,8 @@ function redact(text: string, secrets: string[]): string {
 }
 
 export class Runner extends EventEmitter<RunnerEvents> {
+  private readonly claimedPreKeys = new Set<string>();
+
   constructor(private readonly options: RunOptions) {
     super();
   }
@@ -122,7 +124,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     const unmet = unmetNeed(caseDef, config, staticCount);
     if (unmet) return this.emptyResult(caseDef, "not-tested", unmet);
 
-    const ctx = new CaseContext(caseDef, config);
+    const ctx = new CaseContext(caseDef, config, this.claimedPreKeys);
     const borrowed: ReturnType<AccountPool["acquire"]> extends Promise<infer A> ? A[] : never = [];
     let status: CaseStatus = "pass";
     let reason: string | undefined;

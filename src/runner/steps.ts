@@ -237,7 +237,9 @@ const session: StepHandler = async (ctx, p) => {
   for (const id of ids) {
     const { bundle, problems } = await fetchBundle(ctx, device, jid, id);
     if (!bundle) throw new Error(`cannot start a session with ${p.with} device ${id}: ${problems.join("; ")}`);
-    const { preKeyId } = await device.omemo.startSession(jid, id, bundle);
+    const claimed = ctx.claimPreKey(jid, id, bundle.preKeys.map((k) => k.id));
+    if (claimed === undefined) throw new Error(`every one-time prekey of ${p.with} device ${id} was already used in this run`);
+    const { preKeyId } = await device.omemo.startSession(jid, id, bundle, { preKeyId: claimed });
     actor.preKeysUsed.set(`${jid}:${id}`, preKeyId);
   }
   // The sender's own other devices get a key too (XEP-0384 §4.5).
