@@ -68,7 +68,11 @@ describe("chatconform CLI", function () {
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /encryption\/text-roundtrip/);
     assert.match(result.stdout, /compliant/);
-    const report = JSON.parse(readFileSync(path.join(out, "latest", "report.json"), "utf8"));
+    const text = readFileSync(path.join(out, "latest", "report.json"), "utf8");
+    // Registration passwords and SASL payloads never reach the report.
+    assert.doesNotMatch(text, /<password>(?!\[redacted\])/);
+    assert.doesNotMatch(text, /<(auth|response)\b[^>]*>(?!\[redacted\])[^<]/);
+    const report = JSON.parse(text);
     assert.deepEqual(validateReport(report), []);
     assert.equal(report.verdict, "compliant");
     assert.ok(readdirSync(out).some((d) => /^\d{4}-\d\d-\d\dT/.test(d)));

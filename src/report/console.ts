@@ -108,6 +108,8 @@ export function createConsoleReporter(options: ConsoleReporterOptions = {}): Con
   }
 
   function caseLine(result: CaseResult): void {
+    // Filtered-out cases would drown the few that ran; the summary counts them.
+    if (result.status === "skip" && !verbose) return;
     const mark = paint[result.status](STATUS_MARK[result.status]);
     const duration = result.status === "skip" ? "" : ` ${c.dim(`(${Math.round(result.durationMs)} ms)`)}`;
     const skipReason = result.status === "skip" && result.reason ? ` ${c.dim(`— ${result.reason}`)}` : "";

@@ -383,11 +383,15 @@ const expect: StepHandler = async (ctx, p) => {
     : await take(ctx, device, (it) => matches(ctx, it, p), wait);
   const expected = describeMatcher(p);
   if (!item) {
-    const others = device.inbox.filter((it) => ctx.isFrom(it.stanza, p.from as string | undefined));
+    // Presence is noise here unless presence is what the step waits for.
+    const others = device.inbox.filter((it) => ctx.isFrom(it.stanza, p.from as string | undefined) && (p.stanza === "presence" || it.stanza.name !== "presence"));
     const actual = others.length
       ? `no match ${wait ? `within ${wait} ms` : "after the barrier"}; received instead: ${others.slice(0, 3).map(describeItem).join("; ")}`
       : `nothing ${wait ? `within ${wait} ms` : "before the barrier"}`;
-    ctx.check(requirement, false, expected, actual, others.slice(0, 3).map((o) => o.seq));
+    // Without a wrong stanza to show, the last stanza received is the proof of what did come.
+    const lastIn = [...ctx.transcript].reverse().find((e) => e.actor === device.label && e.direction === "in");
+    const evidence = others.length ? others.slice(0, 3).map((o) => o.seq) : lastIn ? [lastIn.seq] : [];
+    ctx.check(requirement, false, expected, actual, evidence);
     return;
   }
   ctx.check(requirement, true, expected, describeItem(item), [item.seq]);
