@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
-import { startReferenceServer } from "../src/partner/server/index.ts";
+import { SERVER_FAULTS, TRANSPORT_FAULTS, startReferenceServer } from "../src/partner/server/index.ts";
 import type { ReferenceServer, ReferenceServerOptions } from "../src/partner/server/index.ts";
 import { generateCertificate } from "../src/partner/tls.ts";
 import { ScramClient } from "../src/protocol/scram.ts";
@@ -606,6 +606,38 @@ describe("reference partner server", function () {
       assert.equal(p.receivedFrom(g.jid, "message").length, 0);
     });
 
+    it("refuses a plaintext body beside an OMEMO payload unless it is exactly the fixed notice, both ways", async () => {
+      const g = await newGatekeeper(server);
+      const p = await login(server, "reflector");
+      const withText = (to: string, body: string) => {
+        const message = omemoMessage(to);
+        message.getChild("body")!.children = [body];
+        return message;
+      };
+      for (const [from, to] of [[g, `reflector@${server.domain}`], [p, g.jid]] as const) {
+        for (const body of ["hello in the clear", `${ENCRYPTED_NOTICE} PS: hello`, ""]) {
+          const message = withText(to, body);
+          from.send(message);
+          const bounce = await from.next(byId("message", message.attrs.id));
+          assertError(bounce, "cancel", "not-acceptable", { name: "encryption-required" });
+          assert.match(parseStanzaError(bounce).text ?? "", /plaintext <body> beside/);
+          assert.equal(bounce.getChild("body"), undefined, "the payload is not echoed");
+        }
+        // A second <body> (another xml:lang) must be the notice too.
+        const twoBodies = omemoMessage(to);
+        twoBodies.append(xml("body", { "xml:lang": "de" }, "Hallo"));
+        from.send(twoBodies);
+        assertError(await from.next(byId("message", twoBodies.attrs.id)), "cancel", "not-acceptable", { name: "encryption-required" });
+      }
+      // The notice itself passes, and nothing refused was delivered.
+      const notice = omemoMessage(`reflector@${server.domain}`);
+      g.send(notice);
+      await p.next(byId("message", notice.attrs.id));
+      await g.barrier();
+      assert.deepEqual(p.receivedFrom(g.jid, "message").map((m) => m.attrs.id), [notice.attrs.id]);
+      assert.deepEqual(g.receivedFrom(p.jid, "message"), []);
+    });
+
     it("refuses groupchat, MUC invites and MIX with unsupported groups; calls with unsupported calls", async () => {
       const g = await newGatekeeper(server);
       const p = `reflector@${server.domain}`;
@@ -829,6 +861,11 @@ describe("reference partner server faults and lifecycle", () => {
       g.send(plain);
       assert.equal((await p.next(byId("message", plain.attrs.id))).getChildText("body"), "hello in the clear");
       // Other checks stay on.
+      // The whole plaintext check is off: a text body beside an OMEMO payload is delivered too.
+      const beside = omemoMessage(`reflector@${server.domain}`);
+      beside.getChild("body")!.children = ["hello beside the payload"];
+      g.send(beside);
+      assert.equal((await p.next(byId("message", beside.attrs.id))).getChildText("body"), "hello beside the payload");
       const groupchat = omemoMessage(`reflector@${server.domain}`);
       groupchat.attrs.type = "groupchat";
       g.send(groupchat);
@@ -836,6 +873,230 @@ describe("reference partner server faults and lifecycle", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  describe("transport faults (each against the compliant server)", () => {
+    let reference: ReferenceServer;
+    before(async () => {
+      reference = await startReferenceServer(serverOptions());
+    });
+    after(async () => {
+      await reference?.stop();
+    });
+
+    /** A server with one fault, stopped after `run`. */
+    async function withFault(fault: string, run: (server: ReferenceServer) => Promise<void>): Promise<void> {
+      const server = await startReferenceServer(serverOptions({ faults: new Set([fault]) }));
+      try {
+        assert.ok(SERVER_FAULTS.has(fault), `${fault} is a documented server fault`);
+        await run(server);
+      } finally {
+        await server.stop();
+      }
+    }
+
+    const mechanismsOf = (features: Element) => features.getChild("mechanisms", NS.sasl)?.getChildren("mechanism").map((m) => m.getText()) ?? [];
+
+    it("documents every transport fault in SERVER_FAULTS with one sentence", () => {
+      for (const [name, sentence] of Object.entries(TRANSPORT_FAULTS)) {
+        assert.equal(SERVER_FAULTS.get(name), sentence);
+        assert.match(sentence, /^[^.]+\.$/, `${name}: one sentence`);
+      }
+    });
+
+    it("no-starttls: STARTTLS optional, SCRAM (not PLAIN) offered and accepted in the clear; as usual after TLS", async () => {
+      // Compliant: only a required STARTTLS before TLS, and SASL refused.
+      const strict = await TestClient.connect(reference);
+      assert.ok(strict.features.getChild("starttls", NS.tls)?.getChild("required"));
+      assert.deepEqual(mechanismsOf(strict.features), []);
+      assert.equal((await strict.authScram("alice", PASSWORD)).name, "failure");
+
+      await withFault("no-starttls", async (server) => {
+        const clear = await TestClient.connect(server);
+        const starttls = clear.features.getChild("starttls", NS.tls);
+        assert.ok(starttls, clear.features.toString());
+        assert.equal(starttls.getChild("required"), undefined, "STARTTLS is optional");
+        assert.deepEqual(mechanismsOf(clear.features), ["SCRAM-SHA-1"], "PLAIN is still not offered in the clear");
+        assert.equal((await clear.authScram("alice", PASSWORD)).name, "success");
+        await clear.bind("clear");
+        await clear.goAvailable();
+        // Registration and PLAIN (not offered) work in the clear too.
+        const other = await TestClient.connect(server);
+        assert.equal((await other.register("tpc-test-clear", PASSWORD, ELIGIBLE)).attrs.type, "result");
+        assert.equal((await other.authPlain("tpc-test-clear", PASSWORD)).name, "success");
+        await other.bind();
+        const m = omemoMessage(clear.jid);
+        other.send(m);
+        await clear.next(byId("message", m.attrs.id));
+        // After TLS everything is as usual.
+        const secure = await TestClient.connect(server);
+        await secure.startTls();
+        assert.deepEqual(mechanismsOf(secure.features), ["SCRAM-SHA-1", "PLAIN"]);
+        assert.equal(secure.features.getChild("starttls", NS.tls), undefined);
+        assert.equal((await secure.authScram("alice", PASSWORD)).name, "success");
+      });
+    });
+
+    it("plain-before-tls: PLAIN offered beside the required STARTTLS, yet SASL before TLS is refused", async () => {
+      const strict = await TestClient.connect(reference);
+      assert.equal(strict.features.getChild("mechanisms", NS.sasl), undefined);
+
+      await withFault("plain-before-tls", async (server) => {
+        const client = await TestClient.connect(server);
+        assert.ok(client.features.getChild("starttls", NS.tls)?.getChild("required"), "STARTTLS still required");
+        assert.deepEqual(mechanismsOf(client.features), ["SCRAM-SHA-1", "PLAIN"]);
+        const plain = await client.authPlain("alice", PASSWORD);
+        assert.equal(plain.name, "failure");
+        assert.ok(plain.getChild("encryption-required"), plain.toString());
+        const scram = await client.authScram("alice", PASSWORD);
+        assert.equal(scram.name, "failure");
+        assert.ok(scram.getChild("encryption-required"), scram.toString());
+        await client.startTls();
+        assert.deepEqual(mechanismsOf(client.features), ["SCRAM-SHA-1", "PLAIN"]);
+        assert.equal((await client.authScram("alice", PASSWORD)).name, "success");
+      });
+    });
+
+    it("unknown-iq-ignored: no answer to an IQ the server does not understand; known IQs still answered", async () => {
+      const unknownIqs = (domain: string) => [
+        xml("iq", { type: "get", to: domain, id: "u-server" }, xml("query", { xmlns: "urn:example:unknown" })),
+        xml("iq", { type: "get", id: "u-self" }, xml("query", { xmlns: "urn:example:unknown" })),
+        xml("iq", { type: "set", to: `reflector@${domain}`, id: "u-reflector" }, xml("frobnicate", { xmlns: "urn:example:unknown" })),
+      ];
+      const g = await newGatekeeper(reference);
+      for (const iq of unknownIqs(reference.domain)) assertError(await g.request(iq), "cancel", "service-unavailable");
+
+      await withFault("unknown-iq-ignored", async (server) => {
+        const faulty = await newGatekeeper(server);
+        const ids = unknownIqs(server.domain).map((iq) => {
+          faulty.send(iq);
+          return iq.attrs.id as string;
+        });
+        // Round trip: every answer to the IQs above would have arrived before the ping's result.
+        await faulty.barrier();
+        assert.deepEqual(faulty.received.filter((el) => el.name === "iq" && ids.includes(el.attrs.id)), []);
+        // Known payloads and other errors are unchanged.
+        assert.equal((await faulty.request(discoInfo(server.domain))).attrs.type, "result");
+        assert.equal((await faulty.request(discoInfo(`reflector@${server.domain}`))).attrs.type, "result");
+        assertError(await faulty.request(discoInfo(`nobody@${server.domain}`)), "cancel", "service-unavailable");
+      });
+    });
+
+    it("malformed-error: server errors carry a second defined condition after the real one", async () => {
+      const triggers = async (client: TestClient, domain: string): Promise<Element[]> => {
+        const lost = omemoMessage(`nobody@${domain}`);
+        client.send(lost);
+        const plaintext = xml("message", { type: "chat", to: `reflector@${domain}`, id: newId() }, xml("body", {}, "in the clear"));
+        client.send(plaintext);
+        return [
+          await client.request(xml("iq", { type: "get", to: domain }, xml("query", { xmlns: "urn:example:unknown" }))),
+          await client.next(byId("message", lost.attrs.id)),
+          await client.next(byId("message", plaintext.attrs.id)),
+          await client.request(xml("iq", { type: "set" }, xml("bind", { xmlns: NS.bind }))),
+        ];
+      };
+      const expected: [string, string, string | undefined][] = [
+        ["cancel", "service-unavailable", undefined],
+        ["cancel", "service-unavailable", undefined],
+        ["cancel", "not-acceptable", "encryption-required"],
+        ["cancel", "not-allowed", undefined],
+      ];
+      const compliant = await triggers(await newGatekeeper(reference), reference.domain);
+      compliant.forEach((stanza, i) => {
+        const [type, condition, app] = expected[i]!;
+        assertError(stanza, type, condition, app ? { name: app } : undefined);
+      });
+
+      await withFault("malformed-error", async (server) => {
+        const faulty = await triggers(await newGatekeeper(server), server.domain);
+        faulty.forEach((stanza, i) => {
+          const [type, condition, app] = expected[i]!;
+          const parsed = parseStanzaError(stanza);
+          assert.deepEqual(parsed.problems, ["<error/> has 2 defined conditions; RFC 6120 allows exactly one"], stanza.toString());
+          assert.equal(parsed.type, type);
+          assert.equal(parsed.condition, condition, "a reader that takes the first condition sees the real one");
+          assert.equal(parsed.app?.name, app);
+          const defined = stanza.getChild("error")!.getChildElements().filter((c) => c.attrs.xmlns === NS.stanzas && c.name !== "text");
+          assert.deepEqual(defined.map((c) => c.name), [condition, "undefined-condition"]);
+        });
+      });
+    });
+
+    it("offline-dropped: messages to an account without available resource are lost", async () => {
+      const offline = async (server: ReferenceServer): Promise<string[]> => {
+        const g = await newGatekeeper(server);
+        const bob = await login(server, "bob", { available: false });
+        const ids = [newId(), newId()];
+        for (const id of ids) g.send(omemoMessage(`bob@${server.domain}`, id));
+        await g.barrier();
+        await bob.goAvailable();
+        // Offline messages follow the presence echo at once; the round trip proves none came after.
+        await bob.barrier();
+        const got = bob.receivedFrom(g.jid, "message").map((m) => m.attrs.id as string);
+        await bob.close();
+        return got;
+      };
+      const stored = await offline(reference);
+      assert.equal(stored.length, 2, "the compliant server stores and delivers them");
+      await withFault("offline-dropped", async (server) => {
+        assert.deepEqual(await offline(server), []);
+        // Online delivery is unchanged.
+        const g = await newGatekeeper(server);
+        const bob = await login(server, "bob");
+        const m = omemoMessage(`bob@${server.domain}`);
+        g.send(m);
+        await bob.next(byId("message", m.attrs.id));
+      });
+    });
+
+    it("out-of-order-delivery: the messages of one socket write are routed last first; a lone message is unchanged", async () => {
+      /** Messages from `g` in one raw write (one TLS record, so one chunk on the server). */
+      const burst = (g: TestClient, to: string, count: number, tail = ""): string[] => {
+        const ids = Array.from({ length: count }, () => newId());
+        g.sendRaw(ids.map((id) => omemoMessage(to, id).toString()).join("") + tail);
+        return ids;
+      };
+      const arrival = async (client: TestClient, ids: string[]): Promise<string[]> => {
+        const got: string[] = [];
+        for (let i = 0; i < ids.length; i++) got.push((await client.next((el) => el.name === "message" && ids.includes(el.attrs.id))).attrs.id);
+        return got;
+      };
+
+      const gRef = await newGatekeeper(reference);
+      const pRef = await login(reference, "reflector", { resource: "order" });
+      const inOrder = burst(gRef, pRef.jid, 5);
+      assert.deepEqual(await arrival(pRef, inOrder), inOrder, "the compliant server keeps the order");
+
+      await withFault("out-of-order-delivery", async (server) => {
+        const g = await newGatekeeper(server);
+        const p = await login(server, "reflector", { resource: "order" });
+        const alice = await login(server, "alice", { resource: "order" });
+
+        const five = burst(g, p.jid, 5);
+        assert.deepEqual(await arrival(p, five), [...five].reverse());
+
+        const lone = burst(g, p.jid, 1);
+        assert.deepEqual(await arrival(p, lone), lone);
+
+        // Two recipients interleaved, with an IQ between: each recipient's messages reversed, the IQ
+        // answered, and all of the chunk's messages routed before the next chunk is handled.
+        const ids = [newId(), newId(), newId(), newId()];
+        const to = [p.jid, alice.jid, p.jid, alice.jid];
+        const ping = xml("iq", { type: "get", id: "ping-in-chunk", to: server.domain }, xml("ping", { xmlns: "urn:xmpp:ping" }));
+        g.sendRaw(
+          [omemoMessage(to[0]!, ids[0]), omemoMessage(to[1]!, ids[1]), ping, omemoMessage(to[2]!, ids[2]), omemoMessage(to[3]!, ids[3])].join(""),
+        );
+        const after = burst(g, p.jid, 1);
+        assert.deepEqual(await arrival(p, [ids[0]!, ids[2]!, ...after]), [ids[2], ids[0], ...after]);
+        assert.deepEqual(await arrival(alice, [ids[1]!, ids[3]!]), [ids[3], ids[1]]);
+        assert.equal((await g.next(byId("iq", "ping-in-chunk"))).attrs.type, "result");
+
+        // Messages in the chunk that closes the stream are still routed.
+        const closing = burst(g, p.jid, 3, "</stream:stream>");
+        assert.deepEqual(await arrival(p, closing), [...closing].reverse());
+        await g.closed;
+      });
+    });
   });
 
   it("stops quickly, ending open streams with system-shutdown", async () => {

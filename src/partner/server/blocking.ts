@@ -1,10 +1,9 @@
 // XEP-0191 Blocking Command: one block list per account, kept across that user's reconnects.
 // Enforcement lives in policy.ts (blocked-by-recipient, blocked-by-sender).
-import { errorReply } from "../../protocol/stanza-error.ts";
 import { NS, xml } from "../../protocol/xml.ts";
 import type { Element } from "../../protocol/xml.ts";
 import type { Account } from "./accounts.ts";
-import { iqResult, parseJid } from "./context.ts";
+import { iqResult, parseJid, serverError } from "./context.ts";
 import type { BoundSession, ServerContext } from "./context.ts";
 
 /** Whether `account` blocks `jid`: an item equal to its full JID, bare JID, domain or domain/resource. */
@@ -31,11 +30,11 @@ export function handleBlocking(ctx: ServerContext, session: BoundSession, iq: El
     const jids: string[] = [];
     for (const item of payload.getChildren("item")) {
       const jid = typeof item.attrs.jid === "string" ? parseJid(item.attrs.jid)?.full : undefined;
-      if (!jid) return errorReply(iq, { type: "modify", condition: "jid-malformed", text: `not a JID: ${String(item.attrs.jid)}` });
+      if (!jid) return serverError(ctx, iq, { type: "modify", condition: "jid-malformed", text: `not a JID: ${String(item.attrs.jid)}` });
       jids.push(jid);
     }
     if (payload.name === "block") {
-      if (jids.length === 0) return errorReply(iq, { type: "modify", condition: "bad-request", text: "<block/> needs at least one <item jid='…'/>" });
+      if (jids.length === 0) return serverError(ctx, iq, { type: "modify", condition: "bad-request", text: "<block/> needs at least one <item jid='…'/>" });
       for (const jid of jids) account.blocklist.add(jid);
     } else if (jids.length === 0) {
       account.blocklist.clear();
@@ -46,7 +45,7 @@ export function handleBlocking(ctx: ServerContext, session: BoundSession, iq: El
     pushToResources(ctx, session, payload.name, jids);
     return null;
   }
-  return errorReply(iq, { type: "modify", condition: "bad-request", text: `<${payload.name}/> is not a valid ${type} of ${NS.blocking}` });
+  return serverError(ctx, iq, { type: "modify", condition: "bad-request", text: `<${payload.name}/> is not a valid ${type} of ${NS.blocking}` });
 }
 
 /** XEP-0191 §3.3/§3.4: the change goes to every resource of the user as an IQ set from its bare JID. */

@@ -2,18 +2,19 @@
 // (required), SASL (SCRAM-SHA-1 and PLAIN, only over TLS), in-band registration (only over TLS,
 // before authentication), resource binding, then routing. Each connection's elements are handled
 // strictly one after the other, in arrival order, even when handling is asynchronous.
+// Transport faults (faults.ts) switched here: no-starttls, plain-before-tls, out-of-order-delivery.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type net from "node:net";
 import tls from "node:tls";
 import { ScramServer, deriveCredentials } from "../../protocol/scram.ts";
 import type { ScramCredentials } from "../../protocol/scram.ts";
-import { errorReply } from "../../protocol/stanza-error.ts";
 import { StreamParser } from "../../protocol/stream-parser.ts";
 import { NS, xml } from "../../protocol/xml.ts";
 import type { Element } from "../../protocol/xml.ts";
 import type { Account } from "./accounts.ts";
-import { iqResult } from "./context.ts";
+import { iqResult, serverError } from "./context.ts";
 import type { ServerContext } from "./context.ts";
+import { hasFault } from "./faults.ts";
 import { handleRegistration } from "./register.ts";
 import { presenceGone, routeStanza } from "./router.ts";
 import type { RoutableSession } from "./router.ts";
@@ -59,6 +60,9 @@ export class C2sSession implements RoutableSession {
   private headerSent = false;
   private sasl: SaslState = { step: "idle" };
   private queue: Promise<void> = Promise.resolve();
+  /** Fault out-of-order-delivery: messages of the current input chunk, held until its end. */
+  private readonly held: Element[] = [];
+  private readonly reorder: boolean;
   private closing = false;
   private lingerTimer: NodeJS.Timeout | null = null;
   private resolveClosed!: () => void;
@@ -68,6 +72,7 @@ export class C2sSession implements RoutableSession {
     this.ctx = options.ctx;
     this.socket = options.socket;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.reorder = hasFault(this.ctx, "out-of-order-delivery");
     this.parser = new StreamParser({ maxStanzaBytes: options.maxStanzaBytes });
     this.parser.on("open", (header) => this.enqueue(() => this.onStreamOpen(header)));
     this.parser.on("stanza", (element) => this.enqueue(() => this.onElement(element)));
@@ -101,7 +106,12 @@ export class C2sSession implements RoutableSession {
   // ---- transport ----
 
   private readonly onData = (chunk: Buffer) => {
-    if (!this.closing) this.parser.write(chunk);
+    if (this.closing) return;
+    // The parser emits this chunk's elements synchronously, each queued as a task.
+    this.parser.write(chunk);
+    // Fault out-of-order-delivery: after the chunk's tasks and before the next chunk's, route the
+    // messages the chunk carried, last first. No timer, and nothing waits on later input.
+    if (this.reorder) this.enqueue(() => this.flushHeld());
   };
   private readonly onSocketError = (err: Error) => {
     this.ctx.log(`[${this.label}] socket error: ${err.message}`);
@@ -188,9 +198,20 @@ export class C2sSession implements RoutableSession {
     this.headerSent = false;
   }
 
+  /** Fault out-of-order-delivery: route the held messages in reverse arrival order. */
+  private flushHeld(): void {
+    if (this.held.length === 0) return;
+    const messages = this.held.splice(0).reverse();
+    if (messages.length > 1) this.ctx.log(`[${this.label}] route ${messages.length} messages of one chunk in reverse order (fault out-of-order-delivery)`);
+    // Messages are routed synchronously (routeStanza returns a promise only for component IQs).
+    for (const message of messages) void routeStanza(this.ctx, this, message);
+  }
+
   /** RFC 6120 §4.9: <stream:error/>, close the stream and the connection. */
   private streamError(condition: StreamErrorCondition, text?: string): void {
     if (this.closing) return;
+    // Messages already read are routed before the stream ends, as without the fault.
+    this.flushHeld();
     if (!this.headerSent) this.sendHeader();
     const error = xml(
       "stream:error",
@@ -217,22 +238,31 @@ export class C2sSession implements RoutableSession {
   }
 
   private features(): Element {
+    if (this.authenticated) {
+      return xml("stream:features", {}, xml("bind", { xmlns: NS.bind }), xml("session", { xmlns: NS.session }, xml("optional")));
+    }
+    const mechanisms = (...names: string[]) => xml("mechanisms", { xmlns: NS.sasl }, ...names.map((name) => xml("mechanism", {}, name)));
     if (!this.secure) {
-      return xml("stream:features", {}, xml("starttls", { xmlns: NS.tls }, xml("required")));
+      if (hasFault(this.ctx, "no-starttls")) {
+        // TLS is optional: authentication and registration are offered in the clear (PLAIN is not).
+        return xml("stream:features", {}, xml("starttls", { xmlns: NS.tls }), mechanisms("SCRAM-SHA-1"), xml("register", { xmlns: NS.registerFeature }));
+      }
+      const starttls = xml("starttls", { xmlns: NS.tls }, xml("required"));
+      // PLAIN offered in the clear (and refused when used).
+      if (hasFault(this.ctx, "plain-before-tls")) return xml("stream:features", {}, starttls, mechanisms("SCRAM-SHA-1", "PLAIN"));
+      return xml("stream:features", {}, starttls);
     }
-    if (!this.authenticated) {
-      return xml(
-        "stream:features",
-        {},
-        xml("mechanisms", { xmlns: NS.sasl }, xml("mechanism", {}, "SCRAM-SHA-1"), xml("mechanism", {}, "PLAIN")),
-        xml("register", { xmlns: NS.registerFeature }),
-      );
-    }
-    return xml("stream:features", {}, xml("bind", { xmlns: NS.bind }), xml("session", { xmlns: NS.session }, xml("optional")));
+    return xml("stream:features", {}, mechanisms("SCRAM-SHA-1", "PLAIN"), xml("register", { xmlns: NS.registerFeature }));
+  }
+
+  /** TLS is negotiated, or optional under the fault no-starttls. */
+  private get tlsSatisfied(): boolean {
+    return this.secure || hasFault(this.ctx, "no-starttls");
   }
 
   private onStreamClose(): void {
     this.ctx.log(`[${this.label}] <- </stream:stream>`);
+    this.flushHeld();
     this.write("</stream:stream>");
     this.closeTransport();
   }
@@ -284,7 +314,7 @@ export class C2sSession implements RoutableSession {
 
   private onSasl(element: Element): void {
     if (this.authenticated) return this.streamError("policy-violation", "already authenticated");
-    if (!this.secure) return this.saslFailure("encryption-required", "negotiate TLS (STARTTLS) before authenticating");
+    if (!this.tlsSatisfied) return this.saslFailure("encryption-required", "negotiate TLS (STARTTLS) before authenticating");
     const data = decodeBase64(element.getText());
     switch (element.name) {
       case "auth": {
@@ -361,7 +391,7 @@ export class C2sSession implements RoutableSession {
   // ---- stanzas ----
 
   private onStanza(stanza: Element): void | Promise<void> {
-    if (!this.secure) return this.streamError("not-authorized", "negotiate TLS and authenticate first");
+    if (!this.tlsSatisfied) return this.streamError("not-authorized", "negotiate TLS and authenticate first");
     if (!this.authenticated) {
       const query = stanza.name === "iq" ? stanza.getChild("query", NS.register) : undefined;
       if (!query) return this.streamError("not-authorized", "authenticate first (only in-band registration is allowed before)");
@@ -376,6 +406,10 @@ export class C2sSession implements RoutableSession {
       if (stanza.name === "iq" && stanza.attrs.type === "set" && stanza.getChild("session", NS.session)) return this.send(iqResult(stanza));
       return this.streamError("not-authorized", "bind a resource first");
     }
+    if (this.reorder && stanza.name === "message") {
+      this.held.push(stanza);
+      return;
+    }
     return routeStanza(this.ctx, this, stanza);
   }
 
@@ -383,7 +417,7 @@ export class C2sSession implements RoutableSession {
     const account = this.account;
     const requested = bind.getChildText("resource")?.trim() ?? "";
     if (Buffer.byteLength(requested) > 1023 || /[\u0000-\u001f\u007f]/.test(requested)) {
-      return this.send(errorReply(iq, { type: "modify", condition: "bad-request", text: "the resource is not a valid JID resourcepart" }));
+      return this.send(serverError(this.ctx, iq, { type: "modify", condition: "bad-request", text: "the resource is not a valid JID resourcepart" }));
     }
     const resource = requested || randomBytes(6).toString("hex");
     const bare = `${account.username}@${this.ctx.domain}`;

@@ -1,6 +1,9 @@
 // What the parts of the reference server share: accounts, bound sessions, options, helpers.
 import type { Account, AccountStore } from "./accounts.ts";
-import { Element, bareJid, xml } from "../../protocol/xml.ts";
+import { errorReply } from "../../protocol/stanza-error.ts";
+import type { StanzaErrorInfo } from "../../protocol/stanza-error.ts";
+import { Element, NS, bareJid, xml } from "../../protocol/xml.ts";
+import { hasFault } from "./faults.ts";
 
 export interface NumberClassification {
   eligible: boolean;
@@ -114,6 +117,22 @@ export function iqResult(iq: Element, ...children: Element[]): Element {
   if (iq.attrs.to) attrs.from = iq.attrs.to;
   if (iq.attrs.from) attrs.to = iq.attrs.from;
   return xml("iq", attrs, ...children);
+}
+
+/**
+ * Every error stanza the server itself generates is built here: a bounce of `stanza` (same name and
+ * id, from/to swapped, payload not echoed). Under the fault `malformed-error` the <error/> carries a
+ * second defined condition right after the real one.
+ */
+export function serverError(ctx: { readonly faults: ReadonlySet<string> }, stanza: Element, info: StanzaErrorInfo, from?: string): Element {
+  const reply = errorReply(stanza, info, from);
+  if (hasFault(ctx, "malformed-error")) {
+    const error = reply.getChild("error")!;
+    const second = xml("undefined-condition", { xmlns: NS.stanzas });
+    second.parent = error;
+    error.children.splice(1, 0, second);
+  }
+  return reply;
 }
 
 /** The single payload child of an IQ get/set, or null when it has none or several. */

@@ -16,6 +16,8 @@ import { classifyTotal, validUsername } from "./register.ts";
 export type { AccountSummary, AccountKind, Standing } from "./accounts.ts";
 export type { ClassifyNumber, NumberClassification, ServerComponent } from "./context.ts";
 export { POLICY_CHECKS, SERVER_FAULTS } from "./policy.ts";
+export { TRANSPORT_FAULTS } from "./faults.ts";
+export type { TransportFault } from "./faults.ts";
 export { ACCOUNT_FEATURES, SERVER_FEATURES } from "./disco.ts";
 
 export interface ReferenceServerOptions {

@@ -4,10 +4,11 @@
 // fault (a mutant partner), named in `fault`, so the suite can be shown to catch the breakage.
 import { tpcCondition } from "../../protocol/stanza-error.ts";
 import type { StanzaErrorInfo } from "../../protocol/stanza-error.ts";
-import { NS } from "../../protocol/xml.ts";
+import { ENCRYPTED_NOTICE, NS } from "../../protocol/xml.ts";
 import type { Element } from "../../protocol/xml.ts";
 import type { Account } from "./accounts.ts";
 import { blocks } from "./blocking.ts";
+import { TRANSPORT_FAULTS } from "./faults.ts";
 
 /** One stanza from `sender` to another existing account. `stanza.attrs.from` is already stamped. */
 export interface Exchange {
@@ -185,15 +186,28 @@ export function noPresenceAcross(x: Exchange): Outcome | null {
   return drop("no presence crosses between gatekeeper and partner users");
 }
 
-/** TPC/1 §4 / §7: a <body> without OMEMO <encrypted/> is plaintext and refused. */
+/**
+ * TPC/1 §4 / §7: no plaintext crosses. A <body> without OMEMO <encrypted/> is refused, and so is a
+ * <body> beside an <encrypted/> payload unless it is exactly the fixed notice.
+ */
 export function encryptionRequired(x: Exchange): Outcome | null {
   if (!isMessage(x) || !isGatekeeperPartnerPair(x)) return null;
-  if (!x.stanza.getChild("body") || x.stanza.getChild("encrypted", NS.omemo)) return null;
+  const bodies = x.stanza.getChildren("body");
+  if (bodies.length === 0) return null;
+  if (!x.stanza.getChild("encrypted", NS.omemo)) {
+    return refuse({
+      type: "cancel",
+      condition: "not-acceptable",
+      app: tpcCondition("encryption-required"),
+      text: "Plaintext is not accepted: a TPC/1 message carries its content in an OMEMO <encrypted/> element.",
+    });
+  }
+  if (bodies.every((body) => body.getText() === ENCRYPTED_NOTICE)) return null;
   return refuse({
     type: "cancel",
     condition: "not-acceptable",
     app: tpcCondition("encryption-required"),
-    text: "Plaintext is not accepted: a TPC/1 message carries its content in an OMEMO <encrypted/> element.",
+    text: `A plaintext <body> beside the OMEMO <encrypted/> payload is refused: the body may only carry the notice "${ENCRYPTED_NOTICE}".`,
   });
 }
 
@@ -208,13 +222,14 @@ export const POLICY_CHECKS: readonly PolicyCheck[] = [
   { name: "calls-refused", fault: "calls-accepted", description: "Jingle and Jingle Message Initiation are refused (unsupported calls)", check: callsRefused },
   { name: "privacy-queries-refused", fault: "privacy-leak", description: "vCard, last activity, version, time, avatar and nick queries answer service-unavailable", check: privacyQueriesRefused },
   { name: "no-presence-across", fault: "presence-leak", description: "presence between G and P is dropped", check: noPresenceAcross },
-  { name: "encryption-required", fault: "plaintext-accepted", description: "a <body> without OMEMO <encrypted/> is refused with encryption-required", check: encryptionRequired },
+  { name: "encryption-required", fault: "plaintext-accepted", description: "a <body> without OMEMO <encrypted/>, or one other than the fixed notice beside it, is refused with encryption-required", check: encryptionRequired },
 ];
 
-/** Server faults (mutants) this server understands. */
-export const SERVER_FAULTS: ReadonlyMap<string, string> = new Map(
-  POLICY_CHECKS.map((c) => [c.fault, `switches off the "${c.name}" check: ${c.description}`]),
-);
+/** Every server fault this server understands, by name, with one sentence on what it breaks. */
+export const SERVER_FAULTS: ReadonlyMap<string, string> = new Map([
+  ...POLICY_CHECKS.map((c): [string, string] => [c.fault, `switches off the "${c.name}" check: ${c.description}`]),
+  ...Object.entries(TRANSPORT_FAULTS),
+]);
 
 /** Run the checks that no fault switches off; null when the exchange may proceed. */
 export function applyPolicy(exchange: Exchange, faults: ReadonlySet<string>): (Outcome & { check: string }) | null {

@@ -1,12 +1,12 @@
 // XEP-0077 in-band registration of gatekeeper actors (after STARTTLS, before authentication) and the
 // TPC/1 number change (urn:x-tpc:1:account). An account registered with a phone is a G account.
 import { deriveCredentials } from "../../protocol/scram.ts";
-import { errorReply, tpcCondition } from "../../protocol/stanza-error.ts";
+import { tpcCondition } from "../../protocol/stanza-error.ts";
 import type { StanzaErrorInfo } from "../../protocol/stanza-error.ts";
 import { NS, xml } from "../../protocol/xml.ts";
 import type { Element } from "../../protocol/xml.ts";
 import type { Account } from "./accounts.ts";
-import { iqResult } from "./context.ts";
+import { iqResult, serverError } from "./context.ts";
 import type { NumberClassification, ServerContext } from "./context.ts";
 
 export const REGISTRATION_INSTRUCTIONS =
@@ -46,26 +46,26 @@ export function handleRegistration(ctx: ServerContext, iq: Element, query: Eleme
       xml("query", { xmlns: NS.register }, xml("instructions", {}, REGISTRATION_INSTRUCTIONS), xml("username"), xml("password"), xml("phone")),
     );
   }
-  if (iq.attrs.type !== "set") return errorReply(iq, { type: "modify", condition: "bad-request" });
+  if (iq.attrs.type !== "set") return serverError(ctx, iq, { type: "modify", condition: "bad-request" });
   if (query.getChild("remove")) {
-    return errorReply(iq, { type: "auth", condition: "not-authorized", text: "log in before removing an account" });
+    return serverError(ctx, iq, { type: "auth", condition: "not-authorized", text: "log in before removing an account" });
   }
   const username = query.getChildText("username")?.trim().toLowerCase() ?? "";
   const password = query.getChildText("password") ?? "";
   const phone = query.getChildText("phone")?.trim() ?? "";
   const missing = [!username && "username", !password && "password", !phone && "phone"].filter(Boolean);
   if (missing.length > 0) {
-    return errorReply(iq, { type: "modify", condition: "not-acceptable", text: `required field(s) missing: ${missing.join(", ")}` });
+    return serverError(ctx, iq, { type: "modify", condition: "not-acceptable", text: `required field(s) missing: ${missing.join(", ")}` });
   }
   // Eligibility first, so that the refusal of an ineligible number is the same whether or not the
   // username exists (TPC/1 §9).
   const classification = ctx.classify(phone);
-  if (!classification.eligible) return errorReply(iq, ineligibleError(classification));
+  if (!classification.eligible) return serverError(ctx, iq, ineligibleError(classification));
   if (!validUsername(username)) {
-    return errorReply(iq, { type: "modify", condition: "not-acceptable", text: "the username is not a valid JID localpart" });
+    return serverError(ctx, iq, { type: "modify", condition: "not-acceptable", text: "the username is not a valid JID localpart" });
   }
   if (ctx.accounts.has(username)) {
-    return errorReply(iq, { type: "cancel", condition: "conflict", text: "the username is taken" });
+    return serverError(ctx, iq, { type: "cancel", condition: "conflict", text: "the username is taken" });
   }
   ctx.accounts.add({
     username,
@@ -81,24 +81,24 @@ export function handleRegistration(ctx: ServerContext, iq: Element, query: Eleme
 }
 
 /** jabber:iq:register after authentication: nothing to change in band. */
-export function handleRegistrationWhenLoggedIn(account: Account, iq: Element): Element {
+export function handleRegistrationWhenLoggedIn(ctx: ServerContext, account: Account, iq: Element): Element {
   if (iq.attrs.type === "get") {
     return iqResult(iq, xml("query", { xmlns: NS.register }, xml("registered"), xml("username", {}, account.username)));
   }
-  return errorReply(iq, { type: "cancel", condition: "not-allowed", text: "this server does not change or remove accounts in band" });
+  return serverError(ctx, iq, { type: "cancel", condition: "not-allowed", text: "this server does not change or remove accounts in band" });
 }
 
 /** <number-change xmlns='urn:x-tpc:1:account' number='+…'/> from a G account (TPC/1 §9, §10a). */
 export function handleNumberChange(ctx: ServerContext, account: Account, iq: Element, payload: Element): Element {
-  if (iq.attrs.type !== "set") return errorReply(iq, { type: "modify", condition: "bad-request", text: "number-change is an IQ set" });
+  if (iq.attrs.type !== "set") return serverError(ctx, iq, { type: "modify", condition: "bad-request", text: "number-change is an IQ set" });
   if (account.kind !== "gatekeeper") {
-    return errorReply(iq, { type: "cancel", condition: "not-allowed", text: "only gatekeeper actors have a phone number" });
+    return serverError(ctx, iq, { type: "cancel", condition: "not-allowed", text: "only gatekeeper actors have a phone number" });
   }
   const number = typeof payload.attrs.number === "string" ? payload.attrs.number.trim() : "";
-  if (!number) return errorReply(iq, { type: "modify", condition: "bad-request", text: "the number attribute is missing" });
+  if (!number) return serverError(ctx, iq, { type: "modify", condition: "bad-request", text: "the number attribute is missing" });
   const classification = ctx.classify(number);
   if (classification.e164 === null) {
-    return errorReply(iq, { type: "modify", condition: "bad-request", text: classification.reason || "the number does not parse" });
+    return serverError(ctx, iq, { type: "modify", condition: "bad-request", text: classification.reason || "the number does not parse" });
   }
   account.phone = classification.e164;
   account.region = classification.region;

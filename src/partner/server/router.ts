@@ -1,14 +1,14 @@
 // Stanzas from a bound session: messages, presence and IQs, routed between local accounts under the
 // TPC/1 policy (policy.ts), or answered by the server itself and on behalf of accounts.
-import { errorReply } from "../../protocol/stanza-error.ts";
 import type { StanzaErrorInfo } from "../../protocol/stanza-error.ts";
 import { NS, xml } from "../../protocol/xml.ts";
 import type { Element } from "../../protocol/xml.ts";
 import type { Account } from "./accounts.ts";
 import { handleBlocking } from "./blocking.ts";
-import { cloneElement, iqPayload, iqResult, parseJid } from "./context.ts";
+import { cloneElement, iqPayload, iqResult, parseJid, serverError } from "./context.ts";
 import type { BoundSession, Jid, ServerContext } from "./context.ts";
 import { accountInfo, accountItems, serverInfo, serverItems } from "./disco.ts";
+import { hasFault } from "./faults.ts";
 import { handlePepOwner, handlePepVisitor } from "./pep.ts";
 import { SERVICE_UNAVAILABLE, applyPolicy } from "./policy.ts";
 import { handleNumberChange, handleRegistrationWhenLoggedIn } from "./register.ts";
@@ -33,7 +33,7 @@ export function routeStanza(ctx: ServerContext, session: RoutableSession, stanza
     target = parseJid(String(stanza.attrs.to));
     if (!target) {
       if (stanza.attrs.type !== "error" && stanza.attrs.type !== "result") {
-        session.send(errorReply(stanza, { type: "modify", condition: "jid-malformed" }, ctx.domain));
+        session.send(serverError(ctx, stanza, { type: "modify", condition: "jid-malformed" }, ctx.domain));
       }
       return;
     }
@@ -54,7 +54,7 @@ function bounce(ctx: ServerContext, session: BoundSession, stanza: Element, erro
     ctx.log(`drop error ${stanza.name} from ${session.jid} (never bounced): ${error.condition}`);
     return;
   }
-  session.send(errorReply(stanza, error));
+  session.send(serverError(ctx, stanza, error));
 }
 
 /**
@@ -67,7 +67,7 @@ function allowed(ctx: ServerContext, session: BoundSession, stanza: Element, rec
   const silent = stanza.attrs.type === "error" || stanza.attrs.type === "result";
   if (outcome.kind === "refuse" && !silent) {
     ctx.log(`refuse ${stanza.name} ${session.jid} → ${target.full} (${outcome.check}): ${outcome.error.condition}`);
-    session.send(errorReply(stanza, outcome.error));
+    session.send(serverError(ctx, stanza, outcome.error));
   } else {
     ctx.log(`drop ${stanza.name} ${session.jid} → ${target.full} (${outcome.check})`);
   }
@@ -100,6 +100,7 @@ function deliverMessage(ctx: ServerContext, message: Element, target: Jid, recip
   }
   const type = message.attrs.type ?? "normal";
   if (type !== "chat" && type !== "normal") return void ctx.log(`drop ${type} message to unavailable ${target.bare}`);
+  if (hasFault(ctx, "offline-dropped")) return void ctx.log(`drop message to unavailable ${target.bare} (fault offline-dropped)`);
   if (recipient.offline.length >= MAX_OFFLINE_MESSAGES) {
     ctx.log(`offline store of ${target.bare} is full; dropping its oldest message`);
     recipient.offline.shift();
@@ -158,27 +159,27 @@ function routeIq(ctx: ServerContext, session: BoundSession, iq: Element, target:
   const type = iq.attrs.type;
   const isRequest = type === "get" || type === "set";
   if (!isRequest) {
-    if (type !== "result" && type !== "error") session.send(errorReply(iq, { type: "modify", condition: "bad-request", text: "IQ type is not get, set, result or error" }));
+    if (type !== "result" && type !== "error") session.send(serverError(ctx, iq, { type: "modify", condition: "bad-request", text: "IQ type is not get, set, result or error" }));
     else deliverResponse(ctx, session, iq, target);
     return;
   }
   if (iq.attrs.id === undefined || iqPayload(iq) === null) {
-    return session.send(errorReply(iq, { type: "modify", condition: "bad-request", text: "an IQ get or set has an id and exactly one child" }));
+    return session.send(serverError(ctx, iq, { type: "modify", condition: "bad-request", text: "an IQ get or set has an id and exactly one child" }));
   }
   if (!target || (target.bare === session.bare && !target.resource)) return answer(session, serverIq(ctx, session, iq, "self"));
   if (target.domain !== ctx.domain) {
     const component = ctx.components.get(target.bare);
     if (component) return Promise.resolve(component.handleIq(iq, session)).then((reply) => session.send(reply));
-    return session.send(errorReply(iq, { type: "cancel", condition: "remote-server-not-found" }));
+    return session.send(serverError(ctx, iq, { type: "cancel", condition: "remote-server-not-found" }));
   }
   if (!target.local) return answer(session, serverIq(ctx, session, iq, "server"));
   const recipient = ctx.accounts.get(target.local);
-  if (!recipient) return session.send(errorReply(iq, SERVICE_UNAVAILABLE));
+  if (!recipient) return session.send(serverError(ctx, iq, SERVICE_UNAVAILABLE));
   if (!allowed(ctx, session, iq, recipient, target)) return;
   if (target.resource) {
     const resource = ctx.sessions.get(target.full);
     if (resource) return resource.send(iq);
-    return session.send(errorReply(iq, SERVICE_UNAVAILABLE));
+    return session.send(serverError(ctx, iq, SERVICE_UNAVAILABLE));
   }
   answer(session, onBehalf(ctx, recipient, iq));
 }
@@ -204,19 +205,19 @@ function serverIq(ctx: ServerContext, session: BoundSession, iq: Element, to: "s
   const type = iq.attrs.type;
   switch (xmlns) {
     case PING_NS:
-      return type === "get" && payload.name === "ping" ? iqResult(iq) : errorReply(iq, { type: "modify", condition: "bad-request" });
+      return type === "get" && payload.name === "ping" ? iqResult(iq) : serverError(ctx, iq, { type: "modify", condition: "bad-request" });
     case NS.discoInfo:
       if (type !== "get") break;
-      if (payload.attrs.node !== undefined) return errorReply(iq, { type: "cancel", condition: "item-not-found" });
+      if (payload.attrs.node !== undefined) return serverError(ctx, iq, { type: "cancel", condition: "item-not-found" });
       return iqResult(iq, to === "server" ? serverInfo() : accountInfo(true));
     case NS.discoItems:
       if (type !== "get") break;
-      if (payload.attrs.node !== undefined) return errorReply(iq, { type: "cancel", condition: "item-not-found" });
+      if (payload.attrs.node !== undefined) return serverError(ctx, iq, { type: "cancel", condition: "item-not-found" });
       return iqResult(iq, to === "server" ? serverItems(ctx) : accountItems());
     case NS.blocking:
       return handleBlocking(ctx, session, iq, payload);
     case NS.register:
-      return handleRegistrationWhenLoggedIn(session.account, iq);
+      return handleRegistrationWhenLoggedIn(ctx, session.account, iq);
     case NS.tpcAccount:
       if (payload.name !== "number-change") break;
       return handleNumberChange(ctx, session.account, iq, payload);
@@ -227,13 +228,13 @@ function serverIq(ctx: ServerContext, session: BoundSession, iq: Element, to: "s
     case ROSTER_NS:
       // No rosters are kept: there are none between G and P, and the suite needs none.
       if (type === "get") return iqResult(iq, xml("query", { xmlns: ROSTER_NS }));
-      return errorReply(iq, { type: "cancel", condition: "not-allowed", text: "this server keeps no rosters" });
+      return serverError(ctx, iq, { type: "cancel", condition: "not-allowed", text: "this server keeps no rosters" });
     case NS.session:
       return iqResult(iq);
     case NS.bind:
-      return errorReply(iq, { type: "cancel", condition: "not-allowed", text: "a resource is bound already" });
+      return serverError(ctx, iq, { type: "cancel", condition: "not-allowed", text: "a resource is bound already" });
   }
-  return errorReply(iq, SERVICE_UNAVAILABLE);
+  return notUnderstood(ctx, iq);
 }
 
 /**
@@ -246,14 +247,26 @@ function onBehalf(ctx: ServerContext, owner: Account, iq: Element): Element | nu
   const xmlns = payload.attrs.xmlns as string | undefined;
   if (xmlns === NS.commands && String(payload.attrs.node ?? "").startsWith(TEST_HOOK_NODE_PREFIX)) {
     const resource = ctx.sessions.available(`${owner.username}@${ctx.domain}`)[0];
-    if (!resource) return errorReply(iq, SERVICE_UNAVAILABLE);
+    if (!resource) return serverError(ctx, iq, SERVICE_UNAVAILABLE);
     resource.send(iq);
     return null;
   }
   if (iq.attrs.type === "get" && (xmlns === NS.discoInfo || xmlns === NS.discoItems)) {
-    if (payload.attrs.node !== undefined) return errorReply(iq, { type: "cancel", condition: "item-not-found" });
+    if (payload.attrs.node !== undefined) return serverError(ctx, iq, { type: "cancel", condition: "item-not-found" });
     return iqResult(iq, xmlns === NS.discoInfo ? accountInfo(false) : accountItems());
   }
-  if (xmlns === NS.pubsub || xmlns === NS.pubsubOwner) return handlePepVisitor(owner, iq, payload);
-  return errorReply(iq, SERVICE_UNAVAILABLE);
+  if (xmlns === NS.pubsub || xmlns === NS.pubsubOwner) return handlePepVisitor(ctx, owner, iq, payload);
+  return notUnderstood(ctx, iq);
+}
+
+/**
+ * RFC 6120 §8.4: an IQ get/set whose payload the server does not understand gets
+ * service-unavailable; under the fault `unknown-iq-ignored`, no answer at all.
+ */
+function notUnderstood(ctx: ServerContext, iq: Element): Element | null {
+  if (hasFault(ctx, "unknown-iq-ignored")) {
+    ctx.log(`ignore IQ ${String(iq.attrs.id)} from ${String(iq.attrs.from)}: payload not understood (fault unknown-iq-ignored)`);
+    return null;
+  }
+  return serverError(ctx, iq, SERVICE_UNAVAILABLE);
 }

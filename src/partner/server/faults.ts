@@ -1,0 +1,27 @@
+// Server faults (known-bad partners) outside the TPC/1 policy checks: each is a named switch in the
+// one code path it breaks. The policy checks have a fault each (policy.ts), and SERVER_FAULTS there
+// lists both kinds. Names the server does not know (e.g. reflector faults) are ignored.
+// This module imports nothing, so that every part of the server can ask for a fault.
+
+/** Faults outside the policy checks, each with one sentence on what the server then does. */
+export const TRANSPORT_FAULTS = {
+  "no-starttls":
+    "STARTTLS is offered without <required/>; before TLS the features already offer SCRAM-SHA-1 (not PLAIN) and registration, and authentication (SCRAM, or PLAIN if a client sends it) and registration succeed in the clear.",
+  "plain-before-tls":
+    "the first stream features offer PLAIN and SCRAM-SHA-1 beside the required STARTTLS, though authentication before TLS is still refused with encryption-required.",
+  "unknown-iq-ignored":
+    "an IQ get or set whose payload the server does not understand (to the server, to the sender's own or to another user's bare JID) gets no answer at all instead of service-unavailable.",
+  "malformed-error":
+    "every error stanza the server generates carries a second defined condition, <undefined-condition/>, right after the real one.",
+  "offline-dropped":
+    "a message to an existing account without an available resource is silently dropped instead of stored for offline delivery.",
+  "out-of-order-delivery":
+    "messages that arrive in one chunk of bytes read from a client's socket are routed in reverse order once the chunk's other elements are handled (a single message, or messages in different chunks, keep their order).",
+} as const;
+
+export type TransportFault = keyof typeof TRANSPORT_FAULTS;
+
+/** Whether a transport fault is switched on (typed, so that a misspelt name does not compile). */
+export function hasFault(ctx: { readonly faults: ReadonlySet<string> }, fault: TransportFault): boolean {
+  return ctx.faults.has(fault);
+}
