@@ -121,7 +121,7 @@ describe("OMEMO device", function () {
     const first = await alice.encrypt(text("hello bob"), to(bob));
     assert.equal(keyFor(first, bob.deviceId).attrs.prekey, "true");
     const got = await bob.decrypt(ALICE, first);
-    assert.deepEqual({ ...got, payload: str(got.payload) }, { senderDeviceId: alice.deviceId, payload: "hello bob", preKey: true, identityChanged: false });
+    assert.deepEqual({ ...got, payload: str(got.payload), ratchetKey: undefined }, { senderDeviceId: alice.deviceId, payload: "hello bob", preKey: true, identityChanged: false, counter: 0, ratchetKey: undefined });
     assert.equal(await bob.hasSession(ALICE, alice.deviceId), true);
 
     const reply = await bob.encrypt(text("hello alice"), to(alice));
@@ -372,6 +372,95 @@ describe("OMEMO device", function () {
     for (let i = 0; i < 2002; i++) skipped.push(await alice.encrypt(text(`n${i}`), to(bob)));
     assert.equal((await rejection(bob.decrypt(ALICE, skipped[2001]!))).reason, "too-far-future");
     assert.equal(str((await bob.decrypt(ALICE, skipped[0]!)).payload), "n0");
+  });
+});
+
+describe("OMEMO counters, session snapshots and the keepConsumedPreKeys fault", function () {
+  this.timeout(60000);
+
+  it("reports the Signal counter and ratchet key of PreKey and Whisper messages, as on the wire", async () => {
+    const { alice, bob } = await pair();
+    const p0 = await alice.encrypt(text("p0"), to(bob));
+    const p1 = await alice.encrypt(text("p1"), to(bob));
+    const got1 = await bob.decrypt(ALICE, p1);
+    const got0 = await bob.decrypt(ALICE, p0);
+    assert.deepEqual([got1.preKey, got1.counter, got0.counter], [true, 1, 0], "PreKey messages: the inner WhisperMessage's counter");
+    assert.equal(got0.ratchetKey, got1.ratchetKey, "one sending chain");
+    // The counter is the one encoded in the protobuf (field 2 of the inner WhisperMessage).
+    const outer = protobufFields(Buffer.from(keyFor(p1, bob.deviceId).getText(), "base64").subarray(1));
+    const inner = outer.find((f) => f.field === 4)!.value as Uint8Array;
+    const fields = protobufFields(inner.subarray(1, inner.length - 8));
+    assert.equal(fields.find((f) => f.field === 2)!.value, 1);
+    assert.equal(Buffer.from(fields.find((f) => f.field === 1)!.value as Uint8Array).toString("base64"), got1.ratchetKey);
+
+    await alice.decrypt(BOB, await bob.encrypt(text("reply"), to(alice)));
+    const ws = [];
+    for (let i = 0; i < 200; i++) ws.push(await alice.encrypt(text(`w${i}`), to(bob)));
+    assert.equal(keyFor(ws[0]!, bob.deviceId).attrs.prekey, undefined);
+    const last = await bob.decrypt(ALICE, ws[199]!);
+    const first = await bob.decrypt(ALICE, ws[0]!);
+    assert.deepEqual([first.preKey, first.counter, last.counter], [false, 0, 199], "counters above 127 take a two-byte varint");
+    assert.notEqual(first.ratchetKey, got0.ratchetKey, "a new chain after the reply");
+    assert.equal(first.ratchetKey, last.ratchetKey);
+  });
+
+  it("reports counter and ratchet key for an empty key-transport message too", async () => {
+    const { alice, bob } = await established();
+    await bob.decrypt(ALICE, await alice.encrypt(text("a"), to(bob)));
+    const kt = await bob.decrypt(ALICE, await alice.encrypt(null, to(bob)));
+    assert.equal(kt.payload, null);
+    assert.equal(kt.counter, 1);
+  });
+
+  it("snapshots and restores a session: 2001 messages encrypted and never sent are rewound", async function () {
+    this.timeout(120000);
+    const { alice, bob } = await established();
+    assert.equal(await alice.snapshotSession(BOB, 999), undefined, "no session, no snapshot");
+    const snapshot = await alice.snapshotSession(BOB, bob.deviceId);
+    assert.equal(typeof snapshot, "string");
+    for (let i = 0; i < 2001; i++) await alice.encrypt(text(`unsent ${i}`), to(bob));
+    const far = await alice.encrypt(text("far ahead"), to(bob));
+    assert.equal((await rejection(bob.decrypt(ALICE, far))).reason, "too-far-future");
+    await alice.restoreSession(BOB, bob.deviceId, snapshot!);
+    const next = await bob.decrypt(ALICE, await alice.encrypt(text("next in order"), to(bob)));
+    assert.equal(str(next.payload), "next in order");
+    assert.equal(next.counter, 0, "the chain was rewound to before the unsent messages");
+    await assert.rejects(alice.restoreSession(BOB, bob.deviceId, ""), TypeError);
+  });
+
+  it("deletes a session and lists the devices it holds sessions with", async () => {
+    const alice = await device(ALICE);
+    const bob1 = await device(BOB, 7);
+    const bob2 = await device(BOB, 8);
+    assert.deepEqual(alice.sessionDeviceIds(BOB), []);
+    await alice.startSession(BOB, 8, bob2.bundle());
+    await alice.startSession(BOB, 7, bob1.bundle());
+    assert.deepEqual(alice.sessionDeviceIds(BOB), [7, 8]);
+    assert.deepEqual(alice.sessionDeviceIds("carol@partner.example"), []);
+    await alice.deleteSession(BOB, 7);
+    assert.deepEqual(alice.sessionDeviceIds(BOB), [8]);
+    assert.equal(await alice.hasSession(BOB, 7), false);
+    await assert.rejects(alice.encrypt(text("x"), [{ jid: BOB, deviceId: 7 }]), /no OMEMO session/);
+  });
+
+  it("keepConsumedPreKeys: a consumed prekey leaves the bundle but a second key exchange with it still decrypts", async () => {
+    const careless = await OmemoDevice.generate({ jid: BOB, preKeyCount: PRE_KEYS, keepConsumedPreKeys: true });
+    const strict = await device(BOB);
+    for (const bob of [careless, strict]) {
+      const before = bob.bundle();
+      const used = before.preKeys[0]!.id;
+      const alice = await device(ALICE);
+      await alice.startSession(BOB, bob.deviceId, before, { preKeyId: used });
+      await bob.decrypt(ALICE, await alice.encrypt(text("first"), to(bob)));
+      assert.ok(!bob.bundle().preKeys.some((k) => k.id === used), "gone from the bundle either way");
+      assert.equal(bob.bundle().preKeys.length, PRE_KEYS);
+      const carol = await device("carol@gatekeeper.example");
+      await carol.startSession(BOB, bob.deviceId, before, { preKeyId: used });
+      const reuse = carol.encrypt(text("reuse"), to(bob)).then((m) => bob.decrypt("carol@gatekeeper.example", m));
+      if (bob === careless) assert.equal(str((await reuse).payload), "reuse");
+      else assert.equal((await rejection(reuse)).reason, "bad-mac");
+    }
+    assert.equal(careless.bundle().preKeys.length, PRE_KEYS, "the reuse consumed nothing new");
   });
 });
 

@@ -177,6 +177,9 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
         problem(line, `step ${name}: ${key} "${peer}" is neither an actor of this case nor reflector/optout/server/nobody/jid:…`);
       }
     }
+    const barrierVia = name === "expect-no" ? (params.barrier ?? "message") : name === "barrier" ? params.via : undefined;
+    if (barrierVia === "hook" && !needs.has("hook:state")) problem(line, `step ${name}: a hook barrier calls the state hook, so needs must list "hook:state"`);
+    if (barrierVia === "message" && !needs.has("reflector")) problem(line, `step ${name}: a message barrier talks to the reflector, so needs must list "reflector"`);
     if (name === "hook") {
       const hook = `hook:${params.name as string}` as Need;
       if (!needs.has(hook)) problem(line, `step hook: needs must list "${hook}"`);
@@ -188,8 +191,8 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
         }
       }
     }
-    const ref = (params.ref ?? params.lacks) as string | undefined;
-    if (ref && !labels.has(ref)) problem(line, `step ${name}: ref "${ref}" is not defined by an earlier step's "as"`);
+    const refs = [params.ref, params.lacks, ...((params.refs as unknown[] | undefined) ?? [])].filter((r): r is string => typeof r === "string");
+    for (const ref of refs) if (!labels.has(ref)) problem(line, `step ${name}: ref "${ref}" is not defined by an earlier step's "as"`);
     const stepRequirement = params.requirement as string | undefined;
     if (stepRequirement && !raw.requirements.includes(stepRequirement)) {
       problem(line, `step ${name}: requirement ${stepRequirement} is not listed in the case's requirements`);

@@ -36,6 +36,7 @@ const matcher = {
 export const STEP_NAMES = [
   "connect", "disconnect", "session", "send", "send-raw", "replay", "expect", "expect-no", "barrier",
   "hook", "iq", "devicelist", "bundles", "prekey-consumed", "probe", "receive", "check-message",
+  "release", "burst", "expect-all", "rotate-identity", "publish-devicelist", "check-state",
 ] as const;
 
 export const caseSchema = {
@@ -73,9 +74,9 @@ export const caseSchema = {
       minItems: 1,
       items: {
         oneOf: [
-          step("connect", { actor: actorName, device: { type: "integer", minimum: 0 }, publish: { type: "boolean" } }, ["actor"]),
+          step("connect", { actor: actorName, device: { type: "integer", minimum: 0 }, publish: { enum: [true, false, "bundle-only"] } }, ["actor"]),
           step("disconnect", { actor: actorName }, ["actor"]),
-          step("session", { actor: actorName, device: { type: "integer", minimum: 0 }, with: target }, ["actor", "with"]),
+          step("session", { actor: actorName, device: { type: "integer", minimum: 0 }, with: target, preKey: { enum: ["reuse"] } }, ["actor", "with"]),
           step("send", {
             actor: actorName,
             device: { type: "integer", minimum: 0 },
@@ -87,12 +88,15 @@ export const caseSchema = {
             payload: { type: "string" },
             tamper: { enum: ["key", "payload", "iv"] },
             keyTransport: { type: "boolean" },
+            hold: { type: "boolean" },
+            body: { type: "string" },
+            skipAhead: { type: "integer", minimum: 1, maximum: 5000 },
           }, ["actor", "to", "as"]),
           step("send-raw", { actor: actorName, device: { type: "integer", minimum: 0 }, xml: { type: "string", minLength: 3 }, as: label }, ["actor", "xml"]),
           step("replay", { actor: actorName, ref: label }, ["actor", "ref"]),
-          step("expect", { ...matcher, as: label, wait: { type: "boolean" } }, ["actor", "stanza", "requirement"]),
-          step("expect-no", { ...matcher, barrier: { enum: ["message", "ping", "none"] } }, ["actor", "stanza", "requirement"]),
-          step("barrier", { actor: actorName, via: { enum: ["message", "ping"] }, to: target }, ["actor", "via"]),
+          step("expect", { ...matcher, as: label, wait: { type: "boolean" }, hash: { type: "boolean" } }, ["actor", "stanza", "requirement"]),
+          step("expect-no", { ...matcher, barrier: { enum: ["message", "hook", "ping", "none"] } }, ["actor", "stanza", "requirement"]),
+          step("barrier", { actor: actorName, via: { enum: ["message", "hook", "ping"] }, to: target }, ["actor", "via"]),
           step("hook", {
             actor: actorName,
             name: { enum: [...HOOKS] },
@@ -132,6 +136,12 @@ export const caseSchema = {
           step("probe", { actor: actorName, check: { enum: ["starttls-required", "plain-only-over-tls"] }, requirement }, ["check", "requirement"]),
           step("receive", { actor: actorName, device: { type: "integer", minimum: 0 }, from: target, as: label, requirement }, ["actor", "from", "as", "requirement"]),
           step("check-message", { actor: actorName, ref: label, check: { enum: ["hints", "schema", "device-keys"] }, requirement }, ["actor", "ref", "check", "requirement"]),
+          step("release", { actor: actorName, refs: { type: "array", minItems: 1, items: label } }, ["actor", "refs"]),
+          step("burst", { actor: actorName, to: target, count: { type: "integer", minimum: 2, maximum: 1000 }, as: label, order: { enum: ["in-order", "shuffled", "reversed"] } }, ["actor", "to", "count", "as"]),
+          step("expect-all", { actor: actorName, stanza: { enum: ["receipt", "reflect"] }, ref: label, ordered: { type: "boolean" }, requirement }, ["actor", "stanza", "ref", "requirement"]),
+          step("rotate-identity", { actor: actorName, device: { type: "integer", minimum: 0 } }, ["actor"]),
+          step("publish-devicelist", { actor: actorName, devices: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } } }, ["actor", "devices"]),
+          step("check-state", { actor: actorName, ref: label, check: { enum: ["identity-changed"] }, of: target, requirement }, ["actor", "ref", "check", "of", "requirement"]),
         ],
       },
     },

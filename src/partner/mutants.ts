@@ -19,8 +19,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "no-receipt-check",
     side: "reflector",
-    description: "the reflector sends a receipt for messages it could not decrypt (replays, tampered ciphertext)",
-    breaks: ["ENC-10", "ENC-11"],
+    description: "the reflector sends a receipt for messages it could not decrypt (replays, tampered ciphertext, counter jumps)",
+    breaks: ["ENC-10", "ENC-11", "ENC-13"],
   },
   {
     name: "prekey-not-removed",
@@ -28,6 +28,32 @@ export const MUTANTS: readonly Mutant[] = [
     description: "the reflector never republishes its bundle, so a consumed one-time prekey stays published",
     breaks: ["ENC-08"],
   },
+  // --- transport (server)
+  { name: "no-starttls", side: "server", description: "STARTTLS is optional and authentication before TLS succeeds", breaks: ["TRN-01"] },
+  { name: "plain-before-tls", side: "server", description: "PLAIN is offered in the stream features before TLS", breaks: ["TRN-02"] },
+  { name: "unknown-iq-ignored", side: "server", description: "an IQ of an unknown namespace gets no answer at all", breaks: ["TRN-03"] },
+  { name: "malformed-error", side: "server", description: "server error stanzas carry a second defined condition", breaks: ["TRN-04"] },
+  { name: "out-of-order-delivery", side: "server", description: "messages that arrive together are routed in reverse order", breaks: ["TRN-05"] },
+  { name: "offline-dropped", side: "server", description: "messages to a user without an available resource are dropped, not stored", breaks: ["TRN-06"] },
+  // --- encryption (reflector)
+  { name: "devicelist-private", side: "reflector", description: "the device list is published without access_model=open", breaks: ["ENC-01"] },
+  { name: "bundle-few-prekeys", side: "reflector", description: "the bundle carries only 10 one-time prekeys", breaks: ["ENC-02", "ENC-03"] },
+  { name: "bundle-50-prekeys", side: "reflector", description: "the bundle carries 50 one-time prekeys (fewer than the recommended 100)", breaks: ["ENC-03"] },
+  { name: "bad-spk-signature", side: "reflector", description: "the published signed-prekey signature does not verify", breaks: ["ENC-04"] },
+  { name: "duplicate-prekey-id", side: "reflector", description: "the bundle lists one prekey id twice", breaks: ["ENC-05"] },
+  { name: "reflect-wrong-hash", side: "reflector", description: "reflections carry the hash of something other than the decrypted payload", breaks: ["ENC-06"] },
+  { name: "missing-device-key", side: "reflector", description: "only the first device on the recipient's list gets a key", breaks: ["ENC-07", "ENC-17"] },
+  { name: "extra-device-key", side: "reflector", description: "devices taken off the recipient's list still get a key", breaks: ["ENC-07"] },
+  { name: "prekey-reuse-accepted", side: "reflector", description: "consumed one-time prekeys stay usable, so a second key exchange with one is accepted", breaks: ["ENC-09"] },
+  { name: "replay-accepted", side: "reflector", description: "an exact replay of an accepted message is accepted again", breaks: ["ENC-10"] },
+  { name: "session-reset-on-error", side: "reflector", description: "an undecryptable message makes the reflector start a new session", breaks: ["ENC-10", "ENC-11"] },
+  { name: "out-of-order-drop", side: "reflector", description: "messages older than the newest one received are dropped", breaks: ["ENC-12"] },
+  { name: "future-kills-session", side: "reflector", description: "a message too far in the future deletes the session", breaks: ["ENC-13"] },
+  { name: "identity-change-silent", side: "reflector", description: "a changed identity key is never surfaced", breaks: ["ENC-16"] },
+  { name: "no-eme-hints", side: "reflector", description: "partner messages lack the EME element and the store hint", breaks: ["ENC-15"] },
+  { name: "content-invalid-send", side: "reflector", description: "partner documents lack sentAt and carry an id other than the stanza id", breaks: ["ENC-18"] },
+  { name: "accepts-invalid-content", side: "reflector", description: "content that fails the schema or the id check is accepted", breaks: ["ENC-19"] },
+  { name: "key-transport-receipt", side: "reflector", description: "empty key-transport messages get a receipt", breaks: ["ENC-20"] },
 ];
 
 export function findMutant(name: string): Mutant | undefined {

@@ -1,13 +1,16 @@
 // The reflector: a partner-side test user running as a real XMPP client of the partner server.
 // It behaves like a compliant TPC/1 client (decrypt, validate, receipt, reject) plus the test
 // behaviour of TPC/1 §8: a `reflect` document for every accepted message, and XEP-0050 hooks.
+// Known-bad partners switch single faults on by name (options.faults); each is marked "fault:" below.
 import { randomUUID } from "node:crypto";
 import { XmppConnection } from "../protocol/connection.ts";
 import type { ConnectionOptions } from "../protocol/connection.ts";
 import {
-  OmemoDevice, bundleToElement, buildEncryptedMessage, deviceListElement, parseBundleElement, parseDeviceListElement,
+  OmemoDecryptError, OmemoDevice, bundleToElement, buildEncryptedMessage, deviceListElement, parseBundleElement, parseDeviceListElement,
 } from "../protocol/omemo.ts";
-import { judgeContent, makeContentDocument, makeReflectDocument } from "../protocol/content.ts";
+import type { OmemoBundle, OmemoDecryption } from "../protocol/omemo.ts";
+import { CONTENT_KINDS, judgeContent, makeContentDocument, makeReflectDocument } from "../protocol/content.ts";
+import type { ContentDocument, ContentJudgement } from "../protocol/content.ts";
 import { StanzaError, errorElement, parseStanzaError, tpcCondition } from "../protocol/stanza-error.ts";
 import { Element, NS, bareJid, localPart, xml } from "../protocol/xml.ts";
 
@@ -33,10 +36,25 @@ export interface Reflector {
 
 const HOOK_NAMES = ["reset", "block", "unblock", "send", "state", "reconnect"];
 
+/** Faults this reflector implements (known-bad partners); unknown names in options.faults are ignored. */
+export const REFLECTOR_FAULTS: ReadonlySet<string> = new Set([
+  "no-receipt-check", "prekey-not-removed", "devicelist-private", "bundle-few-prekeys", "bundle-50-prekeys",
+  "bad-spk-signature", "duplicate-prekey-id", "reflect-wrong-hash", "missing-device-key", "extra-device-key",
+  "prekey-reuse-accepted", "replay-accepted", "session-reset-on-error", "out-of-order-drop", "future-kills-session",
+  "identity-change-silent", "no-eme-hints", "plaintext-fallback-send", "content-invalid-send", "accepts-invalid-content",
+  "key-transport-receipt",
+]);
+
 export async function startReflector(options: ReflectorOptions): Promise<Reflector> {
   const faults = options.faults ?? new Set<string>();
   const jid = `${options.username}@${options.connection.domain}`;
-  const omemo = await OmemoDevice.generate({ jid, preKeyCount: options.preKeyCount ?? 100 });
+  const preKeyCount = faults.has("bundle-few-prekeys") ? 10 // fault: fewer one-time prekeys than the required 20
+    : faults.has("bundle-50-prekeys") ? 50 // fault: fewer than the recommended 100 (still at least 20)
+    : options.preKeyCount ?? 100;
+  const omemo = await OmemoDevice.generate({
+    jid, preKeyCount,
+    keepConsumedPreKeys: faults.has("prekey-reuse-accepted"), // fault: a consumed prekey's private key is kept, so its reuse decrypts
+  });
   const state = {
     received: [] as ReceivedEntry[],
     rejected: [] as RejectedEntry[],
@@ -44,24 +62,45 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     blocked: new Set<string>(),
     bounced: [] as Bounce[],
   };
+  /** replay-accepted only: payloads of accepted messages by `bare sender jid|stanza id`. */
+  const acceptedPayloads = new Map<string, Buffer>();
+  /** out-of-order-drop only: highest counter accepted per `bare jid|device|ratchet key` (one sending chain). */
+  const chainHighs = new Map<string, number>();
   let conn: XmppConnection;
   let stopped = false;
   let queue: Promise<void> = Promise.resolve();
   const log = options.log ?? (() => undefined);
 
-  async function publish(node: string, payload: Element): Promise<void> {
-    await conn.iq(xml("iq", { type: "set" }, xml("pubsub", { xmlns: NS.pubsub },
-      xml("publish", { node }, xml("item", { id: "current" }, payload)),
-      xml("publish-options", {}, xml("x", { xmlns: NS.xdata, type: "submit" },
+  async function publish(node: string, payload: Element, open = true): Promise<void> {
+    const options = open
+      ? [xml("publish-options", {}, xml("x", { xmlns: NS.xdata, type: "submit" },
         xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, "http://jabber.org/protocol/pubsub#publish-options")),
         xml("field", { var: "pubsub#access_model" }, xml("value", {}, "open")),
-      )),
+      ))]
+      : [];
+    await conn.iq(xml("iq", { type: "set" }, xml("pubsub", { xmlns: NS.pubsub },
+      xml("publish", { node }, xml("item", { id: "current" }, payload)),
+      ...options,
     )));
   }
 
+  /** The bundle as published (OmemoDevice.bundle() hands out copies, so faults never touch the real keys). */
+  function publishedBundle(): Element {
+    const bundle = omemo.bundle();
+    if (faults.has("bad-spk-signature")) bundle.signedPreKey.signature[0]! ^= 0x01; // fault: one signature byte flipped
+    const el = bundleToElement(bundle);
+    if (faults.has("duplicate-prekey-id")) { // fault: one prekey entry repeated verbatim (same id, same key)
+      const prekeys = el.getChild("prekeys")!;
+      const first = prekeys.getChildren("preKeyPublic")[0]!;
+      prekeys.append(xml("preKeyPublic", { ...first.attrs }, first.getText()));
+    }
+    return el;
+  }
+
   async function publishKeys(): Promise<void> {
-    await publish(NS.omemoDeviceList, deviceListElement([omemo.deviceId]));
-    await publish(`${NS.omemoBundles}:${omemo.deviceId}`, bundleToElement(omemo.bundle()));
+    // fault devicelist-private: no publish-options, so the node gets the server's default access model (presence)
+    await publish(NS.omemoDeviceList, deviceListElement([omemo.deviceId]), !faults.has("devicelist-private"));
+    await publish(`${NS.omemoBundles}:${omemo.deviceId}`, publishedBundle());
   }
 
   // A consumed prekey is republished away before the message that consumed it is acknowledged.
@@ -72,7 +111,7 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
   async function republishIfChanged(): Promise<void> {
     if (!bundleChanged || faults.has("prekey-not-removed")) return;
     bundleChanged = false;
-    await publish(`${NS.omemoBundles}:${omemo.deviceId}`, bundleToElement(omemo.bundle()));
+    await publish(`${NS.omemoBundles}:${omemo.deviceId}`, publishedBundle());
   }
 
   async function connect(): Promise<void> {
@@ -80,6 +119,12 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       username: options.username, password: options.password, resource: "reflector",
     });
     conn.on("stanza", (stanza) => {
+      // Bounces are recorded at once, not queued: the send hook that caused them is still running
+      // and reports them (its ping barrier proves they have arrived).
+      if (stanza.name === "message" && stanza.attrs.type === "error") {
+        recordBounce(stanza);
+        return;
+      }
       queue = queue.then(() => handle(stanza)).catch((err) => log(`reflector error: ${(err as Error).stack ?? err}`));
     });
     conn.on("close", (reason) => {
@@ -89,35 +134,107 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     conn.send(xml("presence"));
   }
 
-  /** Sessions with every device on the peer's list; returns the recipients to encrypt for. */
+  async function fetchBundle(peer: string, deviceId: number): Promise<OmemoBundle | undefined> {
+    try {
+      const result = await conn.iq(xml("iq", { type: "get", to: peer }, xml("pubsub", { xmlns: NS.pubsub }, xml("items", { node: `${NS.omemoBundles}:${deviceId}` }))));
+      const bundleEl = result.getChild("pubsub", NS.pubsub)?.getChild("items")?.getChild("item")?.getChild("bundle", NS.omemo);
+      return bundleEl ? parseBundleElement(bundleEl).bundle : undefined;
+    } catch (err) {
+      log(`no bundle for ${peer}:${deviceId}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * The recipients to encrypt for: every device on the peer's current device list (read again for
+   * every message). A device without a session gets one from its bundle; a device whose bundle
+   * shows an identity key other than the one its session was built with gets a new session, and
+   * is left out if none can be built: never encrypt to an identity the device no longer has.
+   */
   async function recipientsFor(peer: string): Promise<{ jid: string; deviceId: number }[]> {
     const result = await conn.iq(xml("iq", { type: "get", to: peer }, xml("pubsub", { xmlns: NS.pubsub }, xml("items", { node: NS.omemoDeviceList }))));
     const list = result.getChild("pubsub", NS.pubsub)?.getChild("items")?.getChild("item")?.getChild("list", NS.omemo);
-    const ids = list ? parseDeviceListElement(list).ids : [];
+    let ids = list ? parseDeviceListElement(list).ids : [];
+    if (faults.has("missing-device-key")) ids = ids.slice(0, 1); // fault: only the first listed device gets a key
     const recipients: { jid: string; deviceId: number }[] = [];
     for (const deviceId of ids) {
-      if (!(await omemo.hasSession(peer, deviceId))) {
+      const bundle = await fetchBundle(peer, deviceId);
+      const hasSession = await omemo.hasSession(peer, deviceId);
+      const known = omemo.knownIdentity(peer, deviceId);
+      const identityChanged = Boolean(bundle && known && !Buffer.from(known).equals(Buffer.from(bundle.identityKey)));
+      if (bundle && (!hasSession || identityChanged)) {
         try {
-          const bundleResult = await conn.iq(xml("iq", { type: "get", to: peer }, xml("pubsub", { xmlns: NS.pubsub }, xml("items", { node: `${NS.omemoBundles}:${deviceId}` }))));
-          const bundleEl = bundleResult.getChild("pubsub", NS.pubsub)?.getChild("items")?.getChild("item")?.getChild("bundle", NS.omemo);
-          const bundle = bundleEl ? parseBundleElement(bundleEl).bundle : undefined;
-          if (!bundle) continue;
           await omemo.startSession(peer, deviceId, bundle);
         } catch (err) {
           log(`no session with ${peer}:${deviceId}: ${(err as Error).message}`);
           continue;
         }
+      } else if (!hasSession) {
+        continue;
       }
       recipients.push({ jid: peer, deviceId });
+    }
+    if (faults.has("extra-device-key")) { // fault: also every device it ever had a session with, listed or not
+      for (const deviceId of omemo.sessionDeviceIds(peer)) {
+        if (!recipients.some((r) => r.deviceId === deviceId) && (await omemo.hasSession(peer, deviceId))) recipients.push({ jid: peer, deviceId });
+      }
     }
     return recipients;
   }
 
-  async function sendEncrypted(to: string, doc: Record<string, unknown>, id: string): Promise<void> {
+  /** The message stanza around an <encrypted/> element, with the hints of TPC/1 §4. */
+  function messageStanza(to: string, id: string, encrypted: Element, keyTransport = false): Element {
+    const stanza = buildEncryptedMessage({ to, id, encrypted, requestReceipt: !keyTransport });
+    if (keyTransport) stanza.remove("body");
+    if (faults.has("no-eme-hints")) { // fault: no EME <encryption/>, no <store/> hint
+      stanza.remove("encryption", NS.eme);
+      stanza.remove("store", NS.hints);
+    }
+    return stanza;
+  }
+
+  async function sendEncrypted(to: string, doc: Record<string, unknown>, id: string, plaintextBody?: string): Promise<void> {
     const recipients = await recipientsFor(bareJid(to));
     if (recipients.length === 0) throw new Error(`${bareJid(to)} has no device with a usable bundle`);
     const encrypted = await omemo.encrypt(Buffer.from(JSON.stringify(doc)), recipients);
-    conn.send(buildEncryptedMessage({ to: bareJid(to), id, encrypted }));
+    const stanza = messageStanza(bareJid(to), id, encrypted);
+    if (plaintextBody !== undefined) stanza.getChild("body")!.children = [plaintextBody];
+    conn.send(stanza);
+  }
+
+  /** session-reset-on-error only: a fresh session with the sender device and an empty key-transport message to it. */
+  async function resetSession(peer: string, deviceId: number): Promise<void> {
+    const bundle = await fetchBundle(peer, deviceId);
+    if (!bundle) return;
+    try {
+      await omemo.startSession(peer, deviceId, bundle);
+      const encrypted = await omemo.encrypt(null, [{ jid: peer, deviceId }]);
+      conn.send(messageStanza(peer, randomUUID(), encrypted, true));
+    } catch (err) {
+      log(`session reset with ${peer}:${deviceId} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** judgeContent (TPC/1 §10a order), or with the accepts-invalid-content fault its lax variant. */
+  function judge(payload: Buffer, stanzaId: string): ContentJudgement {
+    const verdict = judgeContent(payload, stanzaId);
+    if (verdict.accept || verdict.app.name !== "invalid-content" || !faults.has("accepts-invalid-content")) return verdict;
+    // fault: no JSON Schema and no id check. judgeContent refuses unsupported kinds and fields before
+    // the schema, so a document that parses to an object with a known kind failed only those two.
+    try {
+      const doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload)) as unknown;
+      if (typeof doc === "object" && doc !== null && !Array.isArray(doc)) {
+        const kind = (doc as Record<string, unknown>).kind;
+        if (typeof kind === "string" && (CONTENT_KINDS as readonly string[]).includes(kind)) return { accept: true, doc: doc as ContentDocument };
+      }
+    } catch {
+      // not UTF-8 JSON: refused as before
+    }
+    return verdict;
+  }
+
+  function sendReceipt(to: string, id: string): void {
+    conn.send(xml("message", { to, id: randomUUID() }, xml("received", { xmlns: NS.receipts, id })));
   }
 
   function reject(stanza: Element, condition: string, app: { name: string; attrs: Record<string, string> }, reason: string): void {
@@ -127,14 +244,14 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       errorElement({ type: "cancel", condition: condition as never, app: tpcCondition(app.name, app.attrs), text: reason })));
   }
 
+  function recordBounce(stanza: Element): void {
+    const parsed = parseStanzaError(stanza);
+    state.bounced.push({ id: String(stanza.attrs.id ?? ""), to: bareJid(String(stanza.attrs.from ?? "")), condition: parsed.condition, app: parsed.app?.name });
+  }
+
   async function handleMessage(stanza: Element): Promise<void> {
     const from = String(stanza.attrs.from ?? "");
     const id = String(stanza.attrs.id ?? "");
-    if (stanza.attrs.type === "error") {
-      const parsed = parseStanzaError(stanza);
-      state.bounced.push({ id, to: bareJid(from), condition: parsed.condition, app: parsed.app?.name });
-      return;
-    }
     const encrypted = stanza.getChild("encrypted", NS.omemo);
     if (!encrypted) {
       if (stanza.getChild("body") !== undefined && stanza.getChild("body") !== null) {
@@ -143,30 +260,60 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       }
       return;
     }
-    let decrypted: { senderDeviceId: number; payload: Uint8Array | null };
+    const peer = bareJid(from);
+    const sid = Number(encrypted.getChild("header")?.attrs.sid);
+    let decrypted: OmemoDecryption;
     try {
-      decrypted = await omemo.decrypt(bareJid(from), encrypted);
+      decrypted = await omemo.decrypt(peer, encrypted);
     } catch (err) {
+      const reason = err instanceof OmemoDecryptError ? err.reason : undefined;
+      const remembered = acceptedPayloads.get(`${peer}|${id}`);
+      if (reason === "replay" && remembered && faults.has("replay-accepted")) { // fault: a replay of a remembered message is accepted again
+        await accept(stanza, remembered, sid);
+        return;
+      }
       state.dropped++;
       log(`dropped ${id} from ${from}: ${(err as Error).message}`);
-      if (faults.has("no-receipt-check")) conn.send(xml("message", { to: from, id: randomUUID() }, xml("received", { xmlns: NS.receipts, id })));
+      if (faults.has("no-receipt-check")) sendReceipt(from, id);
+      if (reason === "too-far-future" && faults.has("future-kills-session")) await omemo.deleteSession(peer, sid); // fault: the session dies
+      if (faults.has("session-reset-on-error") && Number.isInteger(sid) && sid > 0) await resetSession(peer, sid); // fault: a new session on any failure
       return;
     }
     await republishIfChanged();
-    if (decrypted.payload === null) return; // key transport: accepted silently
-    const payload = Buffer.from(decrypted.payload);
-    const verdict = judgeContent(payload, id);
+    if (faults.has("out-of-order-drop")) { // fault: a message older than one already accepted on its chain is dropped
+      const chain = `${peer}|${decrypted.senderDeviceId}|${decrypted.ratchetKey}`;
+      const highest = chainHighs.get(chain);
+      if (highest !== undefined && decrypted.counter < highest) {
+        state.dropped++;
+        log(`dropped ${id} from ${from}: counter ${decrypted.counter} below ${highest} (out of order)`);
+        return;
+      }
+      chainHighs.set(chain, decrypted.counter);
+    }
+    if (decrypted.payload === null) { // key transport: accepted silently
+      if (faults.has("key-transport-receipt")) sendReceipt(from, id); // fault: a receipt for a key-transport message
+      return;
+    }
+    await accept(stanza, Buffer.from(decrypted.payload), decrypted.senderDeviceId);
+  }
+
+  /** Validate a decrypted payload; reject it, or record it, send the receipt and reflect it. */
+  async function accept(stanza: Element, payload: Buffer, senderDeviceId: number): Promise<void> {
+    const from = String(stanza.attrs.from ?? "");
+    const id = String(stanza.attrs.id ?? "");
+    const verdict = judge(payload, id);
     if (!verdict.accept) {
       reject(stanza, verdict.condition, verdict.app, verdict.reason);
       return;
     }
-    const sha256 = makeReflectDocument({ id: "x", ref: id, payload }).sha256 as string;
-    state.received.push({ id, from: bareJid(from), deviceId: decrypted.senderDeviceId, kind: verdict.doc.kind, sha256 });
-    if (stanza.getChild("request", NS.receipts)) {
-      conn.send(xml("message", { to: from, id: randomUUID() }, xml("received", { xmlns: NS.receipts, id })));
-    }
+    const sha256 = makeReflectDocument({ id: "x", ref: id, payload }).sha256;
+    state.received.push({ id, from: bareJid(from), deviceId: senderDeviceId, kind: verdict.doc.kind, sha256 });
+    if (faults.has("replay-accepted")) acceptedPayloads.set(`${bareJid(from)}|${id}`, payload);
+    if (stanza.getChild("request", NS.receipts)) sendReceipt(from, id);
     const reflectId = randomUUID();
-    await sendEncrypted(from, makeReflectDocument({ id: reflectId, ref: id, payload }) as Record<string, unknown>, reflectId);
+    // fault reflect-wrong-hash: the hash covers the payload plus one extra byte
+    const hashed = faults.has("reflect-wrong-hash") ? Buffer.concat([payload, Buffer.from([0x0a])]) : payload;
+    await sendEncrypted(from, makeReflectDocument({ id: reflectId, ref: id, payload: hashed }) as Record<string, unknown>, reflectId);
   }
 
   function formFields(command: Element): Record<string, string> {
@@ -198,8 +345,9 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       }
     }
     for (const change of omemo.identityChanges()) {
-      if (!peers.has(change.jid)) peers.set(change.jid, { jid: change.jid, identityChanged: true, devices: [] });
-      peers.get(change.jid)!.identityChanged = true;
+      const silent = faults.has("identity-change-silent"); // fault: identity changes are never reported
+      if (!peers.has(change.jid)) peers.set(change.jid, { jid: change.jid, identityChanged: !silent, devices: [] });
+      peers.get(change.jid)!.identityChanged = !silent;
     }
     return { received: state.received, rejected: state.rejected, dropped: state.dropped, blocked: [...state.blocked], peers: [...peers.values()] };
   }
@@ -234,8 +382,15 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
         const bouncedBefore = state.bounced.length;
         for (let i = 0; i < count; i++) {
           const id = randomUUID();
+          const text = args.text || `message ${i + 1} from the reflector`;
+          const doc = makeContentDocument({ id, kind: "text", text }) as Record<string, unknown>;
+          if (faults.has("content-invalid-send")) { // fault: no sentAt, and an id other than the stanza id
+            delete doc.sentAt;
+            doc.id = randomUUID();
+          }
           try {
-            await sendEncrypted(args.to, makeContentDocument({ id, kind: "text", text: args.text || `message ${i + 1} from the reflector` }) as Record<string, unknown>, id);
+            // fault plaintext-fallback-send: the real text in the <body>
+            await sendEncrypted(args.to, doc, id, faults.has("plaintext-fallback-send") ? text : undefined);
             sent.push(id);
           } catch (err) {
             errors.push((err as Error).message);

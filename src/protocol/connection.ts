@@ -345,6 +345,13 @@ export class XmppConnection extends EventEmitter<ConnectionEvents> {
     this.writeRaw(element.toString());
   }
 
+  /** Several stanzas in one socket write, so that they reach the peer together. */
+  sendMany(elements: Element[]): void {
+    if (this.closed) throw this.closeReason ?? new ConnectionError("closed", "the connection is closed");
+    for (const element of elements) this.options.onTraffic?.("out", redactForTranscript(element), element);
+    this.writeRaw(elements.map((e) => e.toString()).join(""));
+  }
+
   /** Bytes as they are: for malformed-input cases. */
   sendRaw(text: string): void {
     if (this.closed) throw this.closeReason ?? new ConnectionError("closed", "the connection is closed");

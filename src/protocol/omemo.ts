@@ -46,6 +46,13 @@ export interface OmemoDecryption {
   preKey: boolean;
   /** decrypting this message replaced the identity key known for the sender device (see identityChanges()) */
   identityChanged: boolean;
+  /**
+   * The Signal message counter (position in the sender's sending chain) of the WhisperMessage; for a
+   * PreKeyWhisperMessage, that of the WhisperMessage inside it. Counters only compare within a chain.
+   */
+  counter: number;
+  /** base64 of the sender's ratchet public key: the chain `counter` counts in (a new one per ratchet step). */
+  ratchetKey: string;
 }
 
 // ---------------------------------------------------------------- byte helpers
@@ -75,6 +82,73 @@ function parseKeyId(value: unknown): number | undefined {
 
 function describeId(value: unknown): string {
   return value === undefined ? "missing" : `'${String(value)}'`;
+}
+
+// ---------------------------------------------------------------- Signal wire format
+
+/** Protobuf fields (tag → last value) of one message; varints as numbers, length-delimited as bytes. */
+function readProtobuf(bytes: Uint8Array): Map<number, number | Uint8Array> {
+  const fields = new Map<number, number | Uint8Array>();
+  let pos = 0;
+  const varint = (): number => {
+    let result = 0;
+    for (let shift = 0; shift < 64; shift += 7) {
+      if (pos >= bytes.length) throw new Error("truncated varint");
+      const b = bytes[pos++]!;
+      result += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) return result;
+    }
+    throw new Error("varint longer than 10 bytes");
+  };
+  const skip = (n: number) => {
+    if (pos + n > bytes.length) throw new Error("truncated field");
+    pos += n;
+  };
+  while (pos < bytes.length) {
+    const tag = varint();
+    const field = Math.floor(tag / 8);
+    switch (tag & 7) {
+      case 0:
+        fields.set(field, varint());
+        break;
+      case 1:
+        skip(8);
+        break;
+      case 2: {
+        const len = varint();
+        const start = pos;
+        skip(len);
+        fields.set(field, bytes.subarray(start, start + len));
+        break;
+      }
+      case 5:
+        skip(4);
+        break;
+      default:
+        throw new Error(`unsupported protobuf wire type ${tag & 7}`);
+    }
+  }
+  return fields;
+}
+
+/**
+ * Counter and ratchet key of a serialized Signal message (the bytes inside <key/>). A WhisperMessage
+ * is version byte ‖ protobuf {1 ratchetKey, 2 counter, 3 previousCounter, 4 ciphertext} ‖ 8-byte
+ * MAC; a PreKeyWhisperMessage is version byte ‖ protobuf {…, 4 message: a WhisperMessage}.
+ */
+export function signalMessageCounter(signalMessage: Uint8Array, preKey: boolean): { counter: number; ratchetKey: string } {
+  let whisper = signalMessage;
+  if (preKey) {
+    const inner = readProtobuf(signalMessage.subarray(1)).get(4);
+    if (!(inner instanceof Uint8Array)) throw new Error("the PreKeyWhisperMessage carries no WhisperMessage");
+    whisper = inner;
+  }
+  if (whisper.length < 9) throw new Error("the WhisperMessage is too short");
+  const fields = readProtobuf(whisper.subarray(1, whisper.length - 8));
+  const ratchetKey = fields.get(1);
+  const counter = fields.get(2) ?? 0;
+  if (!(ratchetKey instanceof Uint8Array) || typeof counter !== "number") throw new Error("the WhisperMessage has no ratchet key or counter");
+  return { counter, ratchetKey: b64(ratchetKey) };
 }
 
 // ---------------------------------------------------------------- key material
@@ -296,6 +370,9 @@ class OmemoStore implements StorageType {
   identityKeyPair: KeyPairType;
   signedPreKey: { keyId: number; keyPair: KeyPairType; signature: ArrayBuffer };
   readonly preKeys = new Map<number, KeyPairType>();
+  /** keepConsumedPreKeys only: consumed one-time prekeys, gone from the bundle but still usable (a fault) */
+  readonly consumedPreKeys = new Map<number, KeyPairType>();
+  keepConsumedPreKeys = false;
   nextPreKeyId = 1;
   readonly sessions = new Map<string, string>();
   readonly identities = new Map<string, KnownIdentity>();
@@ -353,7 +430,7 @@ class OmemoStore implements StorageType {
 
   async loadPreKey(keyId: string | number): Promise<KeyPairType | undefined> {
     const id = Number(keyId);
-    const pair = this.preKeys.get(id);
+    const pair = this.preKeys.get(id) ?? (this.keepConsumedPreKeys ? this.consumedPreKeys.get(id) : undefined);
     if (!pair && id > 0) this.missingPreKeyIds.add(id);
     return pair;
   }
@@ -363,7 +440,10 @@ class OmemoStore implements StorageType {
   }
 
   async removePreKey(keyId: number | string): Promise<void> {
-    if (this.preKeys.delete(Number(keyId))) {
+    const id = Number(keyId);
+    const pair = this.preKeys.get(id);
+    if (pair && this.keepConsumedPreKeys) this.consumedPreKeys.set(id, pair);
+    if (this.preKeys.delete(id)) {
       this.addPreKeys(1); // a NEW id, so a peer holding an old bundle can never hit a reused id
       this.preKeyConsumed = true;
     }
@@ -427,6 +507,11 @@ export interface GenerateOptions {
   deviceId?: number;
   /** one-time prekeys kept in the bundle (default 100) */
   preKeyCount?: number;
+  /**
+   * NOT COMPLIANT, for a known-bad partner only: consumed one-time prekeys still leave the bundle,
+   * but their private keys stay, so a second key exchange with a consumed prekey still decrypts.
+   */
+  keepConsumedPreKeys?: boolean;
 }
 
 /** One legacy OMEMO device: its keys, its Signal store, and message encryption/decryption. */
@@ -456,6 +541,7 @@ export class OmemoDevice {
     if (!Number.isInteger(deviceId) || deviceId < 1 || deviceId > MAX_KEY_ID) throw new RangeError(`device id ${deviceId} is not in 1..${MAX_KEY_ID}`);
     if (!Number.isInteger(preKeyCount) || preKeyCount < 1) throw new RangeError(`preKeyCount ${preKeyCount} must be a positive integer`);
     const store = await OmemoDevice.#freshStore(1, preKeyCount);
+    store.keepConsumedPreKeys = options.keepConsumedPreKeys ?? false;
     return new OmemoDevice(bareJid(jid), deviceId, preKeyCount, store);
   }
 
@@ -521,6 +607,40 @@ export class OmemoDevice {
 
   async hasSession(jid: string, deviceId: number): Promise<boolean> {
     return new SessionCipher(this.#store, this.#address(jid, deviceId)).hasOpenSession();
+  }
+
+  /** Devices of `jid` this device holds a session record with (open or not), ascending. */
+  sessionDeviceIds(jid: string): number[] {
+    const name = bareJid(jid);
+    return [...this.#store.sessions.keys()]
+      .map(splitAddress)
+      .filter((a) => a.jid === name)
+      .map((a) => a.deviceId)
+      .sort((a, b) => a - b);
+  }
+
+  /**
+   * The serialized libsignal session record with a peer device (all its ratchet state), or
+   * undefined when there is none. restoreSession() puts it back, e.g. after encrypting messages
+   * that are never sent, to rewind the sending chain.
+   */
+  snapshotSession(jid: string, deviceId: number): Promise<string | undefined> {
+    return this.#exclusive(async () => this.#store.sessions.get(this.#address(jid, deviceId).toString()));
+  }
+
+  /** Replace the session record with a peer device by a snapshotSession() result. */
+  restoreSession(jid: string, deviceId: number, snapshot: string): Promise<void> {
+    return this.#exclusive(async () => {
+      if (typeof snapshot !== "string" || snapshot.length === 0) throw new TypeError("restoreSession needs a snapshot from snapshotSession()");
+      this.#store.sessions.set(this.#address(jid, deviceId).toString(), snapshot);
+    });
+  }
+
+  /** Forget the session record with a peer device (the known identity key stays). */
+  deleteSession(jid: string, deviceId: number): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#store.sessions.delete(this.#address(jid, deviceId).toString());
+    });
   }
 
   /**
@@ -610,7 +730,15 @@ export class OmemoDevice {
           throw classifySignalError(err, store.missingPreKeyIds);
         }
         const identityChanged = store.changes.length > checkpoint.changeCount;
-        if (!payloadEl) return { senderDeviceId, payload: null, preKey, identityChanged };
+        let position: { counter: number; ratchetKey: string };
+        try {
+          position = signalMessageCounter(signalMessage, preKey);
+        } catch (err) {
+          // Unreachable in practice: libsignal has just decoded the same bytes.
+          throw new OmemoDecryptError("malformed", `the Signal message counter cannot be read: ${(err as Error).message}`, { cause: err });
+        }
+        const { counter, ratchetKey } = position;
+        if (!payloadEl) return { senderDeviceId, payload: null, preKey, identityChanged, counter, ratchetKey };
         if (keyMaterial.length !== 32) {
           throw new OmemoDecryptError("malformed", `the Signal plaintext is ${keyMaterial.length} bytes; expected key(16)‖tag(16) = 32`);
         }
@@ -618,7 +746,7 @@ export class OmemoDevice {
           const decipher = createDecipheriv("aes-128-gcm", keyMaterial.subarray(0, 16), iv!);
           decipher.setAuthTag(keyMaterial.subarray(16));
           const plain = Buffer.concat([decipher.update(ciphertext!), decipher.final()]);
-          return { senderDeviceId, payload: new Uint8Array(plain), preKey, identityChanged };
+          return { senderDeviceId, payload: new Uint8Array(plain), preKey, identityChanged, counter, ratchetKey };
         } catch (err) {
           throw new OmemoDecryptError("payload-auth-failed", `the AES-128-GCM payload does not authenticate with the transported key and tag: ${(err as Error).message}`, { cause: err });
         }
@@ -667,6 +795,7 @@ export class OmemoDevice {
       const fresh = await OmemoDevice.#freshStore(signedPreKeyId, this.preKeyCount, old.nextPreKeyId);
       for (const [address, identity] of old.identities) fresh.identities.set(address, identity);
       fresh.changes = old.changes;
+      fresh.keepConsumedPreKeys = old.keepConsumedPreKeys;
       this.#store = fresh;
       this.#notifyBundleChanged();
     });

@@ -6,6 +6,7 @@ import type { CheckResult, TranscriptEntry } from "../checks/model.ts";
 import type { EndpointConfig } from "../config/config.ts";
 import { XmppConnection } from "../protocol/connection.ts";
 import { OmemoDevice } from "../protocol/omemo.ts";
+import type { OmemoBundle } from "../protocol/omemo.ts";
 import type { ContentDocument } from "../protocol/content.ts";
 import { parseStanzaError } from "../protocol/stanza-error.ts";
 import { Element, bareJid } from "../protocol/xml.ts";
@@ -38,6 +39,8 @@ export interface Decryption {
 
 export interface SentRecord {
   type: "sent";
+  /** Built and encrypted but not sent yet (send with hold), until a release step sends it. */
+  held?: Element;
   id: string;
   to: string;
   payload?: Buffer;
@@ -69,6 +72,8 @@ export interface InboxItem {
 export class ActorDevice {
   conn: XmppConnection | null = null;
   omemo: OmemoDevice | null = null;
+  /** Whether this device is named on the actor's published device list. */
+  listed = true;
   readonly inbox: InboxItem[] = [];
   private listeners = new Set<() => void>();
   /** Decryption keeps arrival order: each message waits for the previous one. */
@@ -100,6 +105,8 @@ export class Actor {
   readonly peerDevices = new Map<string, number[]>();
   /** One-time prekey used when this actor's device started a session, by `jid:deviceId`. */
   readonly preKeysUsed = new Map<string, number>();
+  /** The peer bundles this actor's sessions were started from, by `jid:deviceId`. */
+  readonly bundlesUsed = new Map<string, OmemoBundle>();
 
   constructor(readonly name: string, readonly spec: ActorSpec, readonly phone: string, account: { username: string; password: string }, readonly domain: string) {
     this.devices = Array.from({ length: spec.devices ?? 1 }, (_, i) => new ActorDevice(this, i));

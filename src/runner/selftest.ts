@@ -1,11 +1,16 @@
 // The suite proves itself: the reference partner must pass every case, and every mutant must
-// fail exactly the requirements it declares, no more, no less.
-import type { CaseDefinition } from "../cases/loader.ts";
-import type { Requirement, Verdict } from "../checks/model.ts";
+// fail exactly the requirements it declares, no more, no less. Each partner runs in a child
+// process of its own (`chatconform run --partner-mutant …`): the Signal library is single-threaded
+// JavaScript, so processes are what lets a selftest use every core, and a broken mutant can never
+// take the others down.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Verdict } from "../checks/model.ts";
 import { MUTANTS } from "../partner/mutants.ts";
 import type { Mutant } from "../partner/mutants.ts";
-import { startReferencePartner } from "../partner/index.ts";
-import { runSuite } from "./suite.ts";
 
 export interface SelftestRow {
   partner: string;
@@ -17,62 +22,96 @@ export interface SelftestRow {
   /** Failed but not declared: collateral failures. */
   collateral: string[];
   errors: string[];
-  verdict: Verdict;
+  verdict: Verdict | "crashed";
   durationMs: number;
   ok: boolean;
 }
 
 export interface SelftestOptions {
-  requirements: Requirement[];
-  cases: CaseDefinition[];
+  /** Cases in parallel inside each partner's run. */
   jobs?: number;
+  /** Partners run at the same time, each in its own process (default: the number of cores). */
+  parallel?: number;
   mutants?: readonly Mutant[];
   signal?: AbortSignal;
   onRow?: (row: SelftestRow) => void;
 }
 
-async function runAgainst(options: SelftestOptions, mutant?: Mutant): Promise<SelftestRow> {
-  const started = Date.now();
-  const partner = await startReferencePartner({ mutant: mutant?.name });
-  try {
-    const run = await runSuite({
-      config: partner.config,
-      endpointDescription: mutant ? `reference partner, mutant ${mutant.name}` : "reference partner",
-      requirements: options.requirements,
-      allCases: options.cases,
-      selected: options.cases,
-      jobs: options.jobs,
-      mutant: mutant?.name,
-      command: "selftest",
-      signal: options.signal,
-    });
-    const failed = run.requirements.filter((r) => r.status === "fail").map((r) => r.id);
-    const declared = mutant?.breaks ?? [];
-    const missed = declared.filter((id) => !failed.includes(id));
-    const collateral = failed.filter((id) => !declared.includes(id));
-    const errors = run.results.filter((c) => c.status === "error").map((c) => `${c.id}: ${c.reason ?? "error"}`);
-    const allPass = run.results.every((c) => c.status === "pass");
-    const ok = mutant ? missed.length === 0 && collateral.length === 0 && errors.length === 0 : allPass && run.verdict === "compliant";
-    if (!mutant && !allPass) {
-      for (const c of run.results.filter((r) => r.status !== "pass" && r.status !== "error")) errors.push(`${c.id}: ${c.status}${c.failures[0] ? ` (${c.failures[0].requirement}: expected ${c.failures[0].expected}, got ${c.failures[0].actual})` : c.reason ? ` (${c.reason})` : ""}`);
-    }
-    return {
-      partner: mutant?.name ?? "reference",
-      description: mutant?.description ?? "the compliant reference partner",
-      declared, failed, missed, collateral, errors, verdict: run.verdict, durationMs: Date.now() - started, ok,
-    };
-  } finally {
-    await partner.stop();
-  }
+const BIN = fileURLToPath(new URL("../../bin/chatconform.js", import.meta.url));
+
+interface ReportSlice {
+  verdict: Verdict;
+  requirements: { id: string; status: string }[];
+  cases: { id: string; status: string; reason?: string; failures: { requirement: string; expected: string; actual: string }[] }[];
 }
 
-export async function runSelftest(options: SelftestOptions): Promise<{ rows: SelftestRow[]; ok: boolean }> {
-  const rows: SelftestRow[] = [];
-  for (const mutant of [undefined, ...(options.mutants ?? MUTANTS)]) {
-    if (options.signal?.aborted) break;
-    const row = await runAgainst(options, mutant);
-    rows.push(row);
-    options.onRow?.(row);
+function runChild(mutant: Mutant | undefined, jobs: number, signal?: AbortSignal): Promise<{ report?: ReportSlice; stderr: string }> {
+  const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-selftest-"));
+  const args = [BIN, "run", "--quiet", "--no-color", "--out", out, "--jobs", String(jobs)];
+  if (mutant) args.push("--partner-mutant", mutant.name);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], signal });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (stderr.length < 20_000) stderr += chunk.toString();
+    });
+    child.on("error", (err) => {
+      stderr += err.message;
+    });
+    child.on("close", () => {
+      let report: ReportSlice | undefined;
+      try {
+        report = JSON.parse(readFileSync(path.join(out, "latest", "report.json"), "utf8")) as ReportSlice;
+      } catch {
+        report = undefined;
+      }
+      rmSync(out, { recursive: true, force: true });
+      resolve({ report, stderr });
+    });
+  });
+}
+
+function judge(mutant: Mutant | undefined, report: ReportSlice | undefined, stderr: string, durationMs: number): SelftestRow {
+  const declared = mutant?.breaks ?? [];
+  const base = { partner: mutant?.name ?? "reference", description: mutant?.description ?? "the compliant reference partner", declared, durationMs };
+  if (!report) {
+    const why = stderr.trim().split("\n").slice(-3).join(" ") || "no report was written";
+    return { ...base, failed: [], missed: declared, collateral: [], errors: [`the run crashed: ${why}`], verdict: "crashed", ok: false };
   }
-  return { rows, ok: rows.length === 1 + (options.mutants ?? MUTANTS).length && rows.every((r) => r.ok) };
+  const failed = report.requirements.filter((r) => r.status === "fail").map((r) => r.id);
+  const missed = declared.filter((id) => !failed.includes(id));
+  const collateral = failed.filter((id) => !declared.includes(id));
+  const errors = report.cases.filter((c) => c.status === "error").map((c) => `${c.id}: ${c.reason ?? "error"}`);
+  const allPass = report.cases.every((c) => c.status === "pass");
+  if (!mutant) {
+    for (const c of report.cases.filter((x) => x.status !== "pass" && x.status !== "error")) {
+      const f = c.failures[0];
+      errors.push(`${c.id}: ${c.status}${f ? ` (${f.requirement}: expected ${f.expected}, got ${f.actual})` : c.reason ? ` (${c.reason})` : ""}`);
+    }
+  }
+  const ok = mutant ? missed.length === 0 && collateral.length === 0 && errors.length === 0 : allPass && report.verdict === "compliant";
+  return { ...base, failed, missed, collateral, errors, verdict: report.verdict, ok };
+}
+
+export async function runSelftest(options: SelftestOptions = {}): Promise<{ rows: SelftestRow[]; ok: boolean }> {
+  const partners: (Mutant | undefined)[] = [undefined, ...(options.mutants ?? MUTANTS)];
+  const rows: SelftestRow[] = new Array(partners.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      if (options.signal?.aborted) return;
+      const index = next++;
+      if (index >= partners.length) return;
+      const mutant = partners[index];
+      const started = Date.now();
+      const { report, stderr } = await runChild(mutant, options.jobs ?? 4, options.signal);
+      const row = judge(mutant, report, stderr, Date.now() - started);
+      rows[index] = row;
+      options.onRow?.(row);
+    }
+  };
+  const parallel = Math.max(1, options.parallel ?? os.availableParallelism());
+  await Promise.all(Array.from({ length: Math.min(parallel, partners.length) }, worker));
+  const done = rows.filter(Boolean);
+  return { rows: done, ok: done.length === partners.length && done.every((r) => r.ok) };
 }

@@ -143,7 +143,7 @@ async function publish(device: ActorDevice & { conn: XmppConnection }, node: str
 }
 
 async function publishOmemo(actor: Actor, device: ActorDevice & { conn: XmppConnection; omemo: OmemoDevice }): Promise<void> {
-  const ids = actor.devices.filter((d) => d.omemo).map((d) => d.omemo!.deviceId);
+  const ids = actor.devices.filter((d) => d.omemo && d.listed).map((d) => d.omemo!.deviceId);
   await publish(device, NS.omemoDeviceList, "current", deviceListElement(ids));
   await publish(device, `${NS.omemoBundles}:${device.omemo.deviceId}`, "current", bundleToElement(device.omemo.bundle()));
 }
@@ -174,7 +174,7 @@ async function decryptFor(ctx: CaseContext, device: ActorDevice & { omemo: Omemo
 
 // ---------------------------------------------------------------- steps
 
-async function connectDevice(ctx: CaseContext, actor: Actor, index: number, publishKeys: boolean): Promise<void> {
+async function connectDevice(ctx: CaseContext, actor: Actor, index: number, publishKeys: boolean | "bundle-only"): Promise<void> {
   const device = actor.device(index);
   const { config } = ctx;
   const register = !actor.registered && config.accounts.mode === "register" ? { phone: actor.phone } : undefined;
@@ -208,17 +208,24 @@ async function connectDevice(ctx: CaseContext, actor: Actor, index: number, publ
     });
   });
   conn.send(xml("presence"));
-  device.omemo = await OmemoDevice.generate({ jid: actor.jid });
+  // A device that reconnects keeps its OMEMO identity and sessions, as a real client does.
+  device.omemo ??= await OmemoDevice.generate({ jid: actor.jid });
+  if (publishKeys === "bundle-only") device.listed = false;
   device.omemo.onBundleChanged = () => {
     if (!conn.closed) publishOmemo(actor, device as ActorDevice & { conn: XmppConnection; omemo: OmemoDevice }).catch(() => undefined);
   };
   if (publishKeys) await publishOmemo(actor, device as ActorDevice & { conn: XmppConnection; omemo: OmemoDevice });
 }
 
+/** A partner-side problem that makes a later step impossible: the case cannot establish its requirement. */
+function precondition(message: string): NotTested {
+  return new NotTested(`precondition not met: ${message}`);
+}
+
 const connect: StepHandler = async (ctx, p) => {
   const actor = ctx.actor(p.actor as string);
   const indexes = p.device !== undefined ? [p.device as number] : actor.devices.map((d) => d.index);
-  for (const index of indexes) await connectDevice(ctx, actor, index, p.publish !== false);
+  for (const index of indexes) await connectDevice(ctx, actor, index, (p.publish as boolean | "bundle-only" | undefined) ?? true);
   // Every device republishes once all are up, so the device list names all of them.
   if (p.publish !== false && indexes.length > 1) await publishOmemo(actor, actor.connected(indexes[0]));
 };
@@ -232,15 +239,31 @@ const session: StepHandler = async (ctx, p) => {
   const actor = ctx.actor(p.actor as string);
   const device = actor.connected((p.device as number | undefined) ?? 0);
   const jid = ctx.resolve(p.with as string);
-  const ids = await fetchDeviceIds(ctx, device, jid);
-  if (ids.length === 0) throw new Error(`${p.with} publishes no OMEMO device list: cannot start a session`);
+  const ids = await fetchDeviceIds(ctx, device, jid).catch((err: Error) => {
+    throw precondition(`cannot read ${p.with}'s device list: ${err.message}`);
+  });
+  if (ids.length === 0) throw precondition(`${p.with} publishes no OMEMO device list: cannot start a session`);
   for (const id of ids) {
-    const { bundle, problems } = await fetchBundle(ctx, device, jid, id);
-    if (!bundle) throw new Error(`cannot start a session with ${p.with} device ${id}: ${problems.join("; ")}`);
+    const key = `${jid}:${id}`;
+    if (p.preKey === "reuse") {
+      // A second key exchange with the one-time prekey already consumed, and a fresh ephemeral key.
+      const bundle = actor.bundlesUsed.get(key);
+      const preKeyId = actor.preKeysUsed.get(key);
+      if (!bundle || preKeyId === undefined) throw new Error(`no earlier session with ${p.with} device ${id} whose prekey could be reused`);
+      await device.omemo.startSession(jid, id, bundle, { preKeyId });
+      continue;
+    }
+    const { bundle, problems } = await fetchBundle(ctx, device, jid, id).catch((err: Error) => ({ bundle: undefined, problems: [err.message] }));
+    if (!bundle) throw precondition(`cannot start a session with ${p.with} device ${id}: ${problems.join("; ")}`);
     const claimed = ctx.claimPreKey(jid, id, bundle.preKeys.map((k) => k.id));
-    if (claimed === undefined) throw new Error(`every one-time prekey of ${p.with} device ${id} was already used in this run`);
-    const { preKeyId } = await device.omemo.startSession(jid, id, bundle, { preKeyId: claimed });
-    actor.preKeysUsed.set(`${jid}:${id}`, preKeyId);
+    if (claimed === undefined) throw precondition(`every one-time prekey of ${p.with} device ${id} was already used in this run`);
+    try {
+      const { preKeyId } = await device.omemo.startSession(jid, id, bundle, { preKeyId: claimed });
+      actor.preKeysUsed.set(key, preKeyId);
+      actor.bundlesUsed.set(key, bundle);
+    } catch (err) {
+      throw precondition(`the bundle of ${p.with} device ${id} cannot start a session: ${(err as Error).message}`);
+    }
   }
   // The sender's own other devices get a key too (XEP-0384 §4.5).
   for (const other of actor.devices) {
@@ -297,17 +320,48 @@ const send: StepHandler = async (ctx, p) => {
   const to = ctx.resolve(p.to as string);
   const id = device.conn.nextId();
   const payload = p.keyTransport ? null : contentPayload(ctx, p, id);
+  const skipAhead = p.skipAhead as number | undefined;
+  const snapshots = skipAhead ? await snapshotSessions(actor, device, to) : undefined;
+  if (skipAhead) {
+    // Messages the receiver never sees: the one sent is skipAhead positions into the future.
+    for (let i = 0; i < skipAhead; i++) await encryptTo(actor, device, to, Buffer.from("{}"));
+  }
   const encrypted = await encryptTo(actor, device, to, payload);
+  if (snapshots) await restoreSessions(device, snapshots);
   if (p.tamper) tamper(encrypted, p.tamper as string);
   const stanza = buildEncryptedMessage({ to, id, encrypted });
+  if (typeof p.body === "string") stanza.getChild("body")!.children = [p.body];
+  const record = { type: "sent" as const, id, to, payload: payload ?? undefined, xml: stanza.toString(), actor: actor.name, device: deviceIndex };
+  ctx.labels.set(p.as as string, p.hold ? { ...record, held: stanza } : record);
+  if (p.hold) return;
+  sendAnnotated(ctx, device, stanza, payload, p);
+};
+
+function sendAnnotated(ctx: CaseContext, device: ActorDevice & { conn: XmppConnection }, stanza: Element, payload: Buffer | null | undefined, p: Params): void {
   device.conn.send(stanza);
   const entry = ctx.entryOf(stanza);
   if (entry) {
     if (payload) entry.decrypted = payload.toString("utf8");
-    if (p.tamper) entry.note = `tampered: ${p.tamper}`;
+    const notes = [p.tamper ? `tampered: ${p.tamper}` : "", p.skipAhead ? `encrypted ${p.skipAhead} positions ahead of the chain` : "", p.keyTransport ? "empty key-transport message" : ""].filter(Boolean);
+    if (notes.length) entry.note = notes.join("; ");
   }
-  ctx.labels.set(p.as as string, { type: "sent", id, to, payload: payload ?? undefined, xml: stanza.toString(), actor: actor.name, device: deviceIndex });
-};
+}
+
+interface SessionSnapshot { jid: string; deviceId: number; snapshot: string }
+
+async function snapshotSessions(actor: Actor, device: ActorDevice & { omemo: OmemoDevice }, to: string): Promise<SessionSnapshot[]> {
+  const snapshots: SessionSnapshot[] = [];
+  for (const deviceId of actor.peerDevices.get(to) ?? []) {
+    const snapshot = await device.omemo.snapshotSession(to, deviceId);
+    if (snapshot) snapshots.push({ jid: to, deviceId, snapshot });
+  }
+  return snapshots;
+}
+
+/** Go back to the chain state before the skipped messages, so later sends continue in order. */
+async function restoreSessions(device: ActorDevice & { omemo: OmemoDevice }, snapshots: SessionSnapshot[]): Promise<void> {
+  for (const { jid, deviceId, snapshot } of snapshots) await device.omemo.restoreSession(jid, deviceId, snapshot);
+}
 
 const sendRaw: StepHandler = async (ctx, p) => {
   const actor = ctx.actor(p.actor as string);
@@ -333,6 +387,12 @@ const replay: StepHandler = async (ctx, p) => {
 
 async function runBarrier(ctx: CaseContext, actor: Actor, via: string, to = "reflector"): Promise<number> {
   const device = actor.connected(0);
+  if (via === "hook") {
+    // The hook IQ travels the same stream and the reflector answers stanzas in order.
+    const outcome = await callHook(ctx, actor, "state");
+    if (outcome.error) throw new Error(`barrier hook state failed: ${outcome.error.message}`);
+    return outcome.seq ?? 0;
+  }
   if (via === "ping") {
     const result = await device.conn.iq(xml("iq", { type: "get", to: ctx.config.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
     return ctx.entryOf(result)?.seq ?? 0;
@@ -400,7 +460,7 @@ const expect: StepHandler = async (ctx, p) => {
     const doc = item.decryption!.doc!;
     const problems = validateReflectDocument(doc);
     ctx.check(requirement, problems.ok, "a reflect document valid against TPC/1 §8", problems.ok ? "valid" : problems.errors.join("; "), [item.seq]);
-    if (p.ref) {
+    if (p.ref && p.hash !== false) {
       const sent = ctx.sent(p.ref as string);
       const expectedHash = sent.payload ? sha256(sent.payload) : "(no payload)";
       ctx.check(requirement, doc.sha256 === expectedHash, `reflected sha256 ${expectedHash} (the payload sent as ${p.ref})`, `sha256 ${String(doc.sha256)}`, [item.seq]);
@@ -521,8 +581,10 @@ const bundles: StepHandler = async (ctx, p) => {
   const device = ctx.actor(p.actor as string).connected(0);
   const jid = ctx.resolve(p.of as string);
   const requirement = p.requirement as string;
-  const ids = await fetchDeviceIds(ctx, device, jid);
-  if (ids.length === 0) throw new Error(`${p.of} publishes no device list; the bundle check cannot run`);
+  const ids = await fetchDeviceIds(ctx, device, jid).catch((err: Error) => {
+    throw precondition(`cannot read ${p.of}'s device list: ${err.message}`);
+  });
+  if (ids.length === 0) throw precondition(`${p.of} publishes no device list; the bundle check cannot run`);
   for (const id of ids) {
     let fetched: Awaited<ReturnType<typeof fetchBundle>>;
     try {
@@ -636,6 +698,101 @@ const checkMessage: StepHandler = async (ctx, p) => {
   }
 };
 
+/** Send messages built earlier with `hold`, in the order given, in one write (so they travel together). */
+const release: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const records = (p.refs as string[]).map((ref) => {
+    const record = ctx.sent(ref);
+    if (!record.held) throw new Error(`${ref} was not held (send it with hold: true)`);
+    return record;
+  });
+  const device = actor.connected(records[0]!.device);
+  device.conn.sendMany(records.map((r) => r.held!));
+  for (const record of records) {
+    const entry = ctx.entryOf(record.held!);
+    if (entry && record.payload) entry.decrypted = record.payload.toString("utf8");
+    record.held = undefined;
+  }
+};
+
+function shuffled<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = randomBytes(4).readUInt32BE() % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** `count` text messages labelled `<as>-1` … `<as>-N`, encrypted in order, sent in the chosen order in one write. */
+const burst: StepHandler = async (ctx, p) => {
+  const count = p.count as number;
+  const labels = Array.from({ length: count }, (_, i) => `${p.as as string}-${i + 1}`);
+  for (const [i, label] of labels.entries()) {
+    await send(ctx, { actor: p.actor, to: p.to, kind: "text", text: `message ${i + 1} of ${count}`, as: label, hold: true });
+  }
+  const order = p.order === "shuffled" ? shuffled(labels) : p.order === "reversed" ? [...labels].reverse() : labels;
+  await release(ctx, { actor: p.actor, refs: order });
+  ctx.labels.set(`${p.as as string}-order`, { type: "hook", json: order });
+};
+
+/** Every message of a burst got its receipt (and, with ordered, in the order the burst was sent). */
+const expectAll: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.device(0);
+  const requirement = p.requirement as string;
+  const sentOrder = (ctx.labels.get(`${p.ref as string}-order`) as { json: string[] } | undefined)?.json;
+  if (!sentOrder) throw new Error(`${p.ref} is not a burst`);
+  const ids = sentOrder.map((label) => ctx.idOf(label));
+  const arrived: InboxItem[] = [];
+  for (const id of ids) {
+    const item = await take(ctx, device, (it) => (p.stanza === "reflect"
+      ? it.decryption?.doc?.kind === "reflect" && it.decryption.doc.ref === id
+      : it.stanza.getChild("received", NS.receipts)?.attrs.id === id), ctx.config.timeouts.stanza);
+    if (!item) {
+      ctx.check(requirement, false, `a ${p.stanza} for each of the ${ids.length} messages of ${p.ref}`, `${arrived.length} arrived; none for message ${ids.indexOf(id) + 1} (${id}) within ${ctx.config.timeouts.stanza} ms`, arrived.slice(-3).map((a) => a.seq));
+    }
+    arrived.push(item!);
+  }
+  ctx.check(requirement, true, `a ${p.stanza} for each of the ${ids.length} messages of ${p.ref}`, `all ${ids.length} arrived`, [arrived[0]!.seq, arrived.at(-1)!.seq]);
+  if (p.ordered) {
+    const bySeq = [...arrived].sort((a, b) => a.seq - b.seq);
+    const idOf = (it: InboxItem) => (p.stanza === "reflect" ? String(it.decryption?.doc?.ref) : String(it.stanza.getChild("received", NS.receipts)?.attrs.id));
+    const firstWrong = bySeq.findIndex((it, i) => idOf(it) !== ids[i]);
+    ctx.check(requirement, firstWrong === -1, `${p.stanza}s in the order the messages were sent`, firstWrong === -1 ? "in order" : `position ${firstWrong + 1} is message ${ids.indexOf(idOf(bySeq[firstWrong]!)) + 1}`, firstWrong === -1 ? [] : [bySeq[firstWrong]!.seq]);
+  }
+};
+
+/** The device gets a new identity key under the same device id and republishes its bundle first. */
+const rotateIdentity: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const device = actor.connected((p.device as number | undefined) ?? 0);
+  await device.omemo.rotateIdentity();
+  await publishOmemo(actor, device);
+};
+
+/** Republish the actor's device list naming only the given devices (the others keep their bundles). */
+const publishDevicelist: StepHandler = async (ctx, p) => {
+  const actor = ctx.actor(p.actor as string);
+  const keep = new Set(p.devices as number[]);
+  for (const device of actor.devices) device.listed = keep.has(device.index);
+  const first = actor.connected([...keep][0] ?? 0);
+  const ids = actor.devices.filter((d) => d.omemo && d.listed).map((d) => d.omemo!.deviceId);
+  await publish(first, NS.omemoDeviceList, "current", deviceListElement(ids));
+};
+
+interface StatePeer { jid: string; identityChanged?: boolean }
+
+/** Named checks on the JSON a `state` hook returned. */
+const checkState: StepHandler = async (ctx, p) => {
+  const record = ctx.labels.get(p.ref as string);
+  if (!record || record.type !== "hook") throw new Error(`${p.ref} is not a hook result`);
+  const state = record.json as { peers?: StatePeer[] };
+  const jid = ctx.resolve(p.of as string);
+  const peer = state.peers?.find((x) => bareJid(x.jid) === jid);
+  ctx.check(p.requirement as string, peer?.identityChanged === true, `state.peers[${p.of}].identityChanged = true`, peer ? `identityChanged = ${String(peer.identityChanged)}` : `no peer entry for ${jid}`);
+};
+
 /** Negotiation probes on a fresh connection of their own (transport requirements). */
 const probe: StepHandler = async (ctx, p) => {
   const requirement = p.requirement as string;
@@ -651,11 +808,20 @@ const probe: StepHandler = async (ctx, p) => {
       ctx.check(requirement, Boolean(starttls), "<starttls/> offered in the first stream features", starttls ? "offered" : `features: ${truncate(conn.features?.toString() ?? "none")}`, evidence());
       ctx.check(requirement, Boolean(starttls?.getChild("required")), "<starttls><required/></starttls>", starttls?.getChild("required") ? "required" : "offered as optional", evidence());
       const actor = ctx.actor(p.actor as string);
-      // Real credentials, so a success would really be an authentication without TLS.
-      conn.send(xml("auth", { xmlns: NS.sasl, mechanism: "PLAIN" }, Buffer.from(`\0${actor.username}\0${actor.password}`).toString("base64")));
-      const answer = await conn.nextElement((el) => el.attrs.xmlns === NS.sasl, ctx.config.timeouts.sasl, "SASL before TLS").catch((err: ConnectionError) => err);
-      const refused = answer instanceof ConnectionError ? answer.kind !== "timeout" : answer.name === "failure";
-      const actual = answer instanceof ConnectionError ? answer.message : `<${answer.name}/>${answer.name === "failure" ? ` (${answer.children.find((c): c is Element => typeof c !== "string")?.name ?? ""})` : ""}`;
+      // Real credentials, so a success would really be an authentication without TLS. SCRAM when the
+      // server offers it before TLS (it then claims to accept it), PLAIN otherwise.
+      const mechanism = conn.mechanisms().includes("SCRAM-SHA-1") ? "SCRAM-SHA-1" : "PLAIN";
+      let actual: string;
+      let refused: boolean;
+      try {
+        await conn.authenticate(actor.username, actor.password, mechanism);
+        refused = false;
+        actual = `${mechanism} authentication succeeded on a connection without TLS`;
+      } catch (err) {
+        const error = err as ConnectionError;
+        refused = error.kind !== "timeout";
+        actual = `refused: ${error.message}`;
+      }
       ctx.check(requirement, refused, "authentication before STARTTLS refused (SASL failure or stream error)", actual, evidence());
     } else {
       const before = conn.mechanisms();
@@ -673,6 +839,8 @@ const probe: StepHandler = async (ctx, p) => {
 export const STEP_HANDLERS: Record<string, StepHandler> = {
   connect, disconnect, session, send, "send-raw": sendRaw, replay, expect, "expect-no": expectNo, barrier,
   hook, iq, devicelist, bundles, "prekey-consumed": prekeyConsumed, probe, receive, "check-message": checkMessage,
+  release, burst, "expect-all": expectAll, "rotate-identity": rotateIdentity, "publish-devicelist": publishDevicelist,
+  "check-state": checkState,
 };
 
 export { decryptFor };
