@@ -75,14 +75,3 @@ describe("end to end against the reference partner", function () {
   });
 });
 
-describe("selftest", function () {
-  this.timeout(600_000);
-
-  it("the reference partner passes everything and every mutant is killed by exactly its requirements", async () => {
-    const { runSelftest } = await import("../src/runner/selftest.ts");
-    const { rows, ok } = await runSelftest({ jobs: 4 });
-    const problems = rows.filter((r) => !r.ok).map((r) => `${r.partner}: missed ${r.missed.join(",")} collateral ${r.collateral.join(",")} errors ${r.errors.join("; ")}`);
-    assert.deepEqual(problems, []);
-    assert.equal(ok, true);
-  });
-});

@@ -19,8 +19,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "no-receipt-check",
     side: "reflector",
-    description: "the reflector sends a receipt for messages it could not decrypt (replays, tampered ciphertext, counter jumps)",
-    breaks: ["ENC-10", "ENC-11", "ENC-13"],
+    description: "the reflector sends a receipt for messages it could not decrypt (a reused prekey, replays, tampered ciphertext, counter jumps)",
+    breaks: ["ENC-09", "ENC-10", "ENC-11", "ENC-13"],
   },
   {
     name: "prekey-not-removed",
