@@ -86,7 +86,7 @@ export const caseSchema = {
             as: label,
             fields: { type: "object" },
             payload: { type: "string" },
-            tamper: { enum: ["key", "payload", "iv"] },
+            tamper: { enum: ["key", "mac", "payload", "iv"] },
             keyTransport: { type: "boolean" },
             hold: { type: "boolean" },
             body: { type: "string" },

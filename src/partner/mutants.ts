@@ -51,6 +51,13 @@ export const MUTANTS: readonly Mutant[] = [
   { name: "future-kills-session", side: "reflector", description: "a message too far in the future deletes the session", breaks: ["ENC-13"] },
   { name: "identity-change-silent", side: "reflector", description: "a changed identity key is never surfaced", breaks: ["ENC-16"] },
   { name: "no-eme-hints", side: "reflector", description: "partner messages lack the EME element and the store hint", breaks: ["ENC-15"] },
+  {
+    name: "plaintext-fallback-send",
+    side: "reflector",
+    description: "partner text messages carry the real text in <body>; a compliant server refuses them, so they never arrive",
+    // Every case that waits for a partner text message sees nothing: that is what this fault does to users.
+    breaks: ["TRN-06", "ENC-07", "ENC-15", "ENC-17", "ENC-18"],
+  },
   { name: "content-invalid-send", side: "reflector", description: "partner documents lack sentAt and carry an id other than the stanza id", breaks: ["ENC-18"] },
   { name: "accepts-invalid-content", side: "reflector", description: "content that fails the schema or the id check is accepted", breaks: ["ENC-19"] },
   { name: "key-transport-receipt", side: "reflector", description: "empty key-transport messages get a receipt", breaks: ["ENC-20"] },

@@ -297,6 +297,9 @@ function tamper(encrypted: Element, how: string): void {
   } else if (how === "iv") {
     const iv = encrypted.getChild("header")!.getChild("iv")!;
     iv.children = [flipByte(iv.getText(), 1)];
+  } else if (how === "mac") {
+    // The last byte of each Signal message: its truncated HMAC.
+    for (const key of encrypted.getChild("header")!.getChildren("key")) key.children = [flipByte(key.getText(), 1)];
   } else {
     // A byte inside the Signal message's ciphertext, before its 8-byte MAC.
     for (const key of encrypted.getChild("header")!.getChildren("key")) key.children = [flipByte(key.getText(), 12)];
