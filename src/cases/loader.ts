@@ -193,9 +193,11 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
     }
     const refs = [params.ref, params.lacks, ...((params.refs as unknown[] | undefined) ?? [])].filter((r): r is string => typeof r === "string");
     for (const ref of refs) if (!labels.has(ref)) problem(line, `step ${name}: ref "${ref}" is not defined by an earlier step's "as"`);
-    const stepRequirement = params.requirement as string | undefined;
-    if (stepRequirement && !raw.requirements.includes(stepRequirement)) {
-      problem(line, `step ${name}: requirement ${stepRequirement} is not listed in the case's requirements`);
+    for (const key of ["requirement", "blobRequirement"]) {
+      const stepRequirement = params[key] as string | undefined;
+      if (stepRequirement && !raw.requirements.includes(stepRequirement)) {
+        problem(line, `step ${name}: ${key} ${stepRequirement} is not listed in the case's requirements`);
+      }
     }
     if (typeof params.as === "string") labels.add(params.as);
   });

@@ -37,6 +37,7 @@ export const STEP_NAMES = [
   "connect", "disconnect", "session", "send", "send-raw", "replay", "expect", "expect-no", "barrier",
   "hook", "iq", "devicelist", "bundles", "prekey-consumed", "probe", "receive", "check-message",
   "release", "burst", "expect-all", "rotate-identity", "publish-devicelist", "check-state",
+  "upload-service", "upload-probe", "send-media", "check-media",
 ] as const;
 
 export const caseSchema = {
@@ -142,6 +143,14 @@ export const caseSchema = {
           step("rotate-identity", { actor: actorName, device: { type: "integer", minimum: 0 } }, ["actor"]),
           step("publish-devicelist", { actor: actorName, devices: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } } }, ["actor", "devices"]),
           step("check-state", { actor: actorName, ref: label, check: { enum: ["identity-changed"] }, of: target, requirement }, ["actor", "ref", "check", "of", "requirement"]),
+          step("upload-service", { actor: actorName, requirement }, ["actor", "requirement"]),
+          step("upload-probe", { actor: actorName, check: { enum: ["roundtrip", "oversize", "length-mismatch", "limit", "https"] }, requirement }, ["actor", "check", "requirement"]),
+          step("send-media", {
+            actor: actorName, device: { type: "integer", minimum: 0 }, to: target, fixture: { type: "string", pattern: "^[a-z0-9-]+$" }, as: label,
+            kind: { type: "string" }, mime: { type: "string" }, text: { type: "string" }, fields: { type: "object" }, mediaFields: { type: "object" },
+            tamper: { enum: ["blob"] },
+          }, ["actor", "to", "fixture", "as"]),
+          step("check-media", { actor: actorName, ref: label, check: { enum: ["content", "metadata"] }, fixture: { type: "string" }, blobRequirement: requirement, requirement }, ["actor", "ref", "check", "requirement"]),
         ],
       },
     },

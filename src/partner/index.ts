@@ -7,6 +7,8 @@ import { classifyNumber } from "../eligibility/classify.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 import { startReferenceServer } from "./server/index.ts";
 import { startReflector } from "./reflector.ts";
+import { generateCertificate } from "./tls.ts";
+import { startUploadService } from "./upload.ts";
 import { findMutant, MUTANTS } from "./mutants.ts";
 
 export interface ReferencePartnerOptions {
@@ -42,14 +44,27 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
   const policy = options.policy ?? "eea";
   const reflectorAccount = { username: "reflector", password: randomBytes(12).toString("base64url") };
   const optoutAccount = { username: "optout", password: randomBytes(12).toString("base64url"), optedOut: true };
-  const server = await startReferenceServer({
-    host: options.host ?? "127.0.0.1",
-    port: options.port ?? 0,
-    faults,
-    classifyNumber: (phone) => classifyNumber(phone, policy),
-    partnerUsers: [reflectorAccount, optoutAccount],
-    log: options.log,
-  });
+  const domain = "partner.test";
+  const host = options.host ?? "127.0.0.1";
+  // The XEP-0363 upload service at upload.<domain>, over HTTPS with the server's own certificate
+  // (it also names 127.0.0.1); the suite finds it by disco#items on the domain.
+  const upload = await startUploadService({ domain, host, tls: await generateCertificate(domain), faults, log: options.log });
+  let server;
+  try {
+    server = await startReferenceServer({
+      domain,
+      host,
+      port: options.port ?? 0,
+      faults,
+      classifyNumber: (phone) => classifyNumber(phone, policy),
+      partnerUsers: [reflectorAccount, optoutAccount],
+      components: [upload.component],
+      log: options.log,
+    });
+  } catch (err) {
+    await upload.stop();
+    throw err;
+  }
   const config: EndpointConfig = {
     service: `xmpp://${server.host}:${server.port}`,
     domain: server.domain,
@@ -74,6 +89,7 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
     });
   } catch (err) {
     await server.stop();
+    await upload.stop();
     throw err;
   }
   return {
@@ -82,6 +98,7 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
     async stop() {
       await reflector.stop().catch(() => undefined);
       await server.stop();
+      await upload.stop();
     },
   };
 }

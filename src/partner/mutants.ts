@@ -61,6 +61,15 @@ export const MUTANTS: readonly Mutant[] = [
   { name: "content-invalid-send", side: "reflector", description: "partner documents lack sentAt and carry an id other than the stanza id", breaks: ["ENC-18"] },
   { name: "accepts-invalid-content", side: "reflector", description: "content that fails the schema or the id check is accepted", breaks: ["ENC-19"] },
   { name: "key-transport-receipt", side: "reflector", description: "empty key-transport messages get a receipt", breaks: ["ENC-20"] },
+  // --- media
+  { name: "media-tiny-limit", side: "server", description: "the upload service advertises and enforces 1 MiB", breaks: ["MED-01"] },
+  { name: "upload-length-unchecked", side: "server", description: "the upload service stores a PUT whose Content-Length differs from the slot", breaks: ["MED-08"] },
+  { name: "media-plaintext-upload", side: "reflector", description: "the partner uploads its media unencrypted", breaks: ["MED-04"] },
+  { name: "media-wrong-hash", side: "reflector", description: "partner media documents carry a wrong sha256", breaks: ["MED-03"] },
+  { name: "media-mime-lies", side: "reflector", description: "partner media documents declare a mime type the bytes are not", breaks: ["MED-03"] },
+  { name: "media-no-mismatch-check", side: "reflector", description: "media whose declared type does not match its bytes is accepted", breaks: ["MED-06"] },
+  { name: "media-integrity-ignored", side: "reflector", description: "media whose blob fails its tag, hash or size is accepted", breaks: ["MED-05"] },
+  { name: "media-no-duration", side: "reflector", description: "partner voice notes and videos carry no durationMs", breaks: ["MED-09"] },
 ];
 
 export function findMutant(name: string): Mutant | undefined {

@@ -9,6 +9,9 @@ import {
   OmemoDecryptError, OmemoDevice, bundleToElement, buildEncryptedMessage, deviceListElement, parseBundleElement, parseDeviceListElement,
 } from "../protocol/omemo.ts";
 import type { OmemoBundle, OmemoDecryption } from "../protocol/omemo.ts";
+import { SEND_FIXTURE_NAMES as FIXTURE_NAMES } from "../protocol/media-info.ts";
+import { receiveMedia, uploadFixture } from "./reflector-media.ts";
+import type { MediaDescriptor } from "./reflector-media.ts";
 import { CONTENT_KINDS, judgeContent, makeContentDocument, makeReflectDocument } from "../protocol/content.ts";
 import type { ContentDocument, ContentJudgement } from "../protocol/content.ts";
 import { StanzaError, errorElement, parseStanzaError, tpcCondition } from "../protocol/stanza-error.ts";
@@ -38,6 +41,8 @@ const HOOK_NAMES = ["reset", "block", "unblock", "send", "state", "reconnect"];
 
 /** Faults this reflector implements (known-bad partners); unknown names in options.faults are ignored. */
 export const REFLECTOR_FAULTS: ReadonlySet<string> = new Set([
+  // media faults live in reflector-media.ts
+  "media-plaintext-upload", "media-wrong-hash", "media-mime-lies", "media-no-mismatch-check", "media-integrity-ignored", "media-no-duration",
   "no-receipt-check", "prekey-not-removed", "devicelist-private", "bundle-few-prekeys", "bundle-50-prekeys",
   "bad-spk-signature", "duplicate-prekey-id", "reflect-wrong-hash", "missing-device-key", "extra-device-key",
   "prekey-reuse-accepted", "replay-accepted", "session-reset-on-error", "out-of-order-drop", "future-kills-session",
@@ -306,14 +311,24 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       reject(stanza, verdict.condition, verdict.app, verdict.reason);
       return;
     }
+    let mediaFields: { mediaSha256?: string; mediaMime?: string } = {};
+    const media = (verdict.doc as { media?: MediaDescriptor }).media;
+    if (media) {
+      const mediaVerdict = await receiveMedia(verdict.doc.kind, media, { ca: options.connection.tls?.ca, faults });
+      if (!mediaVerdict.accept) {
+        reject(stanza, mediaVerdict.condition, { name: mediaVerdict.app, attrs: {} }, mediaVerdict.reason);
+        return;
+      }
+      mediaFields = { mediaSha256: mediaVerdict.mediaSha256, mediaMime: mediaVerdict.mediaMime };
+    }
     const sha256 = makeReflectDocument({ id: "x", ref: id, payload }).sha256;
-    state.received.push({ id, from: bareJid(from), deviceId: senderDeviceId, kind: verdict.doc.kind, sha256 });
+    state.received.push({ id, from: bareJid(from), deviceId: senderDeviceId, kind: verdict.doc.kind, sha256, ...mediaFields });
     if (faults.has("replay-accepted")) acceptedPayloads.set(`${bareJid(from)}|${id}`, payload);
     if (stanza.getChild("request", NS.receipts)) sendReceipt(from, id);
     const reflectId = randomUUID();
     // fault reflect-wrong-hash: the hash covers the payload plus one extra byte
     const hashed = faults.has("reflect-wrong-hash") ? Buffer.concat([payload, Buffer.from([0x0a])]) : payload;
-    await sendEncrypted(from, makeReflectDocument({ id: reflectId, ref: id, payload: hashed }) as Record<string, unknown>, reflectId);
+    await sendEncrypted(from, makeReflectDocument({ id: reflectId, ref: id, payload: hashed, ...mediaFields }) as Record<string, unknown>, reflectId);
   }
 
   function formFields(command: Element): Record<string, string> {
@@ -375,15 +390,27 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       case "send": {
         if (!args.to) throw new StanzaErrorReply("modify", "bad-request", "send needs a to field");
         const count = Math.max(1, Math.min(1000, Number(args.count ?? 1) || 1));
-        const kind = args.kind || "text";
-        if (kind !== "text") throw new StanzaErrorReply("cancel", "feature-not-implemented", `the reference reflector cannot send kind ${kind} yet`);
+        const kind = args.kind || (args.fixture ? "" : "text");
+        if (kind !== "text" && !args.fixture) throw new StanzaErrorReply("modify", "bad-request", `send of kind ${kind} needs a fixture (${FIXTURE_NAMES.join(" ")})`);
+        if (args.fixture && !FIXTURE_NAMES.includes(args.fixture)) throw new StanzaErrorReply("modify", "bad-request", `unknown fixture ${args.fixture}; known: ${FIXTURE_NAMES.join(" ")}`);
         const sent: string[] = [];
         const errors: string[] = [];
         const bouncedBefore = state.bounced.length;
         for (let i = 0; i < count; i++) {
           const id = randomUUID();
           const text = args.text || `message ${i + 1} from the reflector`;
-          const doc = makeContentDocument({ id, kind: "text", text }) as Record<string, unknown>;
+          let doc: Record<string, unknown>;
+          if (args.fixture) {
+            try {
+              const uploaded = await uploadFixture(conn, options.connection.domain, args.fixture, { ca: options.connection.tls?.ca, faults });
+              doc = makeContentDocument({ id, kind: kind || uploaded.kind, text: args.text || undefined, media: uploaded.media as never }) as Record<string, unknown>;
+            } catch (err) {
+              errors.push((err as Error).message);
+              continue;
+            }
+          } else {
+            doc = makeContentDocument({ id, kind: "text", text }) as Record<string, unknown>;
+          }
           if (faults.has("content-invalid-send")) { // fault: no sentAt, and an id other than the stanza id
             delete doc.sentAt;
             doc.id = randomUUID();

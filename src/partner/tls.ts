@@ -10,7 +10,12 @@ export interface GeneratedCertificate {
 
 const cache = new Map<string, Promise<GeneratedCertificate>>();
 
-/** A P-256 certificate for `domain` (CN and subjectAltName DNS), valid from yesterday for a year. */
+/**
+ * A P-256 certificate for `domain` (CN and subjectAltName DNS), valid from yesterday for a year. It
+ * also names the loopback address (subjectAltName IP 127.0.0.1), so that a loopback HTTPS service
+ * of the same partner (the upload service, whose URLs are https://127.0.0.1:PORT/…) verifies with
+ * this certificate as the CA and no servername override.
+ */
 export function generateCertificate(domain: string): Promise<GeneratedCertificate> {
   let pending = cache.get(domain);
   if (!pending) {
@@ -35,7 +40,7 @@ async function create(domain: string): Promise<GeneratedCertificate> {
       { name: "basicConstraints", cA: true },
       { name: "keyUsage", digitalSignature: true, keyCertSign: true },
       { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: domain }] },
+      { name: "subjectAltName", altNames: [{ type: 2, value: domain }, { type: 7, ip: "127.0.0.1" }] },
     ],
   });
   return { keyPem: pems.private, certPem: pems.cert };

@@ -41,6 +41,8 @@ export interface SentRecord {
   type: "sent";
   /** Built and encrypted but not sent yet (send with hold), until a release step sends it. */
   held?: Element;
+  /** For media: the sha256 and the sniffed mime of the plaintext file, which a reflection must report. */
+  media?: { sha256: string; mime: string };
   id: string;
   to: string;
   payload?: Buffer;

@@ -7,6 +7,9 @@ import type { EndpointConfig, StaticAccount } from "../config/config.ts";
 import type { RunInfo, RunnerEvents } from "./events.ts";
 import { Actor, CaseContext, CheckFailed, NotTested, expandPhone } from "./context.ts";
 import { STEP_HANDLERS } from "./steps.ts";
+import { MEDIA_STEP_HANDLERS } from "./media-steps.ts";
+
+const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS };
 
 export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
 const DEFAULT_PHONE = "+33 6 1# ## ## ##";
@@ -186,7 +189,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     for (const [index, stepDef] of ctx.caseDef.steps.entries()) {
       const name = Object.keys(stepDef).find((k) => k !== "note")!;
       const params = stepDef[name] as Record<string, unknown>;
-      const handler = STEP_HANDLERS[name];
+      const handler = HANDLERS[name];
       if (!handler) throw new Error(`step ${name} has no handler`);
       const target = params.actor ? ` ${params.actor as string}` : "";
       ctx.currentStep = `steps[${index}] ${name}${target}${params.as ? ` as ${params.as as string}` : ""}${params.ref ? ` ${params.ref as string}` : ""}`;

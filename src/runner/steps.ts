@@ -316,7 +316,10 @@ async function encryptTo(actor: Actor, device: ActorDevice & { omemo: OmemoDevic
   return device.omemo.encrypt(payload, recipients);
 }
 
-const send: StepHandler = async (ctx, p) => {
+const send: StepHandler = (ctx, p) => sendContent(ctx, p);
+
+/** Encrypt and send a content message (the `send` step; `send-media` adds the media it describes). */
+export async function sendContent(ctx: CaseContext, p: Params, media?: { sha256: string; mime: string }): Promise<void> {
   const actor = ctx.actor(p.actor as string);
   const deviceIndex = (p.device as number | undefined) ?? 0;
   const device = actor.connected(deviceIndex);
@@ -334,11 +337,11 @@ const send: StepHandler = async (ctx, p) => {
   if (p.tamper) tamper(encrypted, p.tamper as string);
   const stanza = buildEncryptedMessage({ to, id, encrypted });
   if (typeof p.body === "string") stanza.getChild("body")!.children = [p.body];
-  const record = { type: "sent" as const, id, to, payload: payload ?? undefined, xml: stanza.toString(), actor: actor.name, device: deviceIndex };
+  const record = { type: "sent" as const, id, to, payload: payload ?? undefined, xml: stanza.toString(), actor: actor.name, device: deviceIndex, media };
   ctx.labels.set(p.as as string, p.hold ? { ...record, held: stanza } : record);
   if (p.hold) return;
   sendAnnotated(ctx, device, stanza, payload, p);
-};
+}
 
 function sendAnnotated(ctx: CaseContext, device: ActorDevice & { conn: XmppConnection }, stanza: Element, payload: Buffer | null | undefined, p: Params): void {
   device.conn.send(stanza);
@@ -467,6 +470,10 @@ const expect: StepHandler = async (ctx, p) => {
       const sent = ctx.sent(p.ref as string);
       const expectedHash = sent.payload ? sha256(sent.payload) : "(no payload)";
       ctx.check(requirement, doc.sha256 === expectedHash, `reflected sha256 ${expectedHash} (the payload sent as ${p.ref})`, `sha256 ${String(doc.sha256)}`, [item.seq]);
+      if (sent.media) {
+        ctx.check(requirement, doc.mediaSha256 === sent.media.sha256, `reflected mediaSha256 ${sent.media.sha256} (the file sent)`, `mediaSha256 ${String(doc.mediaSha256)}`, [item.seq]);
+        ctx.check(requirement, doc.mediaMime === sent.media.mime, `reflected mediaMime ${sent.media.mime} (sniffed from the file)`, `mediaMime ${String(doc.mediaMime)}`, [item.seq]);
+      }
     }
   }
   if (p.as) ctx.labels.set(p.as as string, { type: "received", stanza: item.stanza, seq: item.seq, decryption: item.decryption });
