@@ -417,7 +417,7 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
           }
           try {
             // fault plaintext-fallback-send: the real text in the <body>
-            await sendEncrypted(args.to, doc, id, faults.has("plaintext-fallback-send") ? text : undefined);
+            await sendEncrypted(args.to, doc, id, faults.has("plaintext-fallback-send") && !args.fixture ? text : undefined);
             sent.push(id);
           } catch (err) {
             errors.push((err as Error).message);
