@@ -4,6 +4,9 @@ import { listCaseFiles, loadCases, DEFAULT_CASES_DIR } from "../src/cases/loader
 import { loadRequirements } from "../src/checks/requirements.ts";
 import { startReferencePartner } from "../src/partner/index.ts";
 import { runSuite } from "../src/runner/suite.ts";
+import { randomBytes } from "node:crypto";
+import { XmppConnection } from "../src/protocol/connection.ts";
+import { discoverUploadService, httpGet, httpPut, requestSlot } from "../src/protocol/upload.ts";
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -34,5 +37,33 @@ for (const jobs of [1, 4]) {
   console.log(`  case duration p95       ${percentile(durations, 95)} ms`);
   console.log(`  waiting on timeouts     ${timeoutWait} ms (passing cases: ${passingTimeoutWait} ms)`);
   console.log(`  peak RSS                ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+}
+// Media: the catalogue's media cases alone, and 16 MiB through the upload service.
+{
+  const media = cases.filter((c) => c.area === "media");
+  const partner = await startReferencePartner();
+  const started = performance.now();
+  const run = await runSuite({ config: partner.config, endpointDescription: "bench", requirements, allCases: cases, selected: media, jobs: 4, command: "bench" });
+  const wallMs = performance.now() - started;
+  console.log(`media catalogue, --jobs 4: ${media.length} cases in ${(wallMs / 1000).toFixed(2)} s (${run.summary.pass} pass)`);
+
+  const conn = await XmppConnection.connectAndLogin(
+    { service: partner.config.service, domain: partner.config.domain, tls: partner.config.tls },
+    { username: "tpc-test-bench", password: "bench-password", register: { phone: "+33612345678" } },
+  );
+  const service = await discoverUploadService(conn, partner.config.domain);
+  const size = service?.maxFileSize ?? 16 * 1024 * 1024;
+  const blob = randomBytes(size);
+  const slot = await requestSlot(conn, service!.jid, { filename: "bench.bin", size, contentType: "application/octet-stream" });
+  const putStarted = performance.now();
+  await httpPut(slot.putUrl, blob, { ca: partner.config.tls.ca, headers: slot.headers });
+  const putMs = performance.now() - putStarted;
+  const getStarted = performance.now();
+  const got = await httpGet(slot.getUrl, { ca: partner.config.tls.ca, maxBytes: size + 1024 });
+  const getMs = performance.now() - getStarted;
+  const mib = size / (1024 * 1024);
+  console.log(`upload ${mib.toFixed(1)} MiB: PUT ${putMs.toFixed(0)} ms (${(mib / (putMs / 1000)).toFixed(0)} MiB/s), GET ${getMs.toFixed(0)} ms (${(mib / (getMs / 1000)).toFixed(0)} MiB/s), intact: ${got.body.equals(blob)}`);
+  await conn.close();
+  await partner.stop();
 }
 process.exit(0);
