@@ -3,7 +3,7 @@ import net from "node:net";
 import { ConnectionError, XmppConnection } from "../src/protocol/connection.ts";
 import { startReferenceServer } from "../src/partner/server/index.ts";
 import type { ReferenceServer } from "../src/partner/server/index.ts";
-import { NS, xml } from "../src/protocol/xml.ts";
+import { xml } from "../src/protocol/xml.ts";
 
 const classifyNumber = (phone: string) => phone.startsWith("+41")
   ? { eligible: false, region: "CH", e164: phone, reason: "Switzerland is not in the EEA" }
@@ -113,4 +113,3 @@ describe("XmppConnection against dead or silent endpoints", () => {
   });
 });
 
-void NS;

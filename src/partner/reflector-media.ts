@@ -2,22 +2,12 @@
 // notes and files (TPC/1 §5, §6), with the faults of the media mutants as named switches.
 import { createDecipheriv } from "node:crypto";
 import type { XmppConnection } from "../protocol/connection.ts";
+import type { MediaDescriptor } from "../protocol/content.ts";
 import { decryptMedia, encryptMedia, MediaIntegrityError, sha256Hex } from "../protocol/media-crypto.ts";
 import { loadFixture, mimeMatches, sniffMime } from "../protocol/media-info.ts";
 import { discoverUploadService, httpGet, httpPut, requestSlot } from "../protocol/upload.ts";
 
-export interface MediaDescriptor {
-  url: string;
-  mime: string;
-  size: number;
-  sha256: string;
-  key: string;
-  iv: string;
-  name?: string;
-  durationMs?: number;
-  width?: number;
-  height?: number;
-}
+export type { MediaDescriptor };
 
 export type MediaVerdict =
   | { accept: true; mediaSha256: string; mediaMime: string }

@@ -403,7 +403,7 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
           if (args.fixture) {
             try {
               const uploaded = await uploadFixture(conn, options.connection.domain, args.fixture, { ca: options.connection.tls?.ca, faults });
-              doc = makeContentDocument({ id, kind: kind || uploaded.kind, text: args.text || undefined, media: uploaded.media as never }) as Record<string, unknown>;
+              doc = makeContentDocument({ id, kind: kind || uploaded.kind, text: args.text || undefined, media: uploaded.media }) as Record<string, unknown>;
             } catch (err) {
               errors.push((err as Error).message);
               continue;

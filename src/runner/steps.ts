@@ -687,7 +687,7 @@ const checkMessage: StepHandler = async (ctx, p) => {
     ctx.check(requirement, Boolean(stanza.getChild("store", NS.hints)), `<store xmlns='${NS.hints}'/>`, stanza.getChild("store", NS.hints) ? "present" : "absent", evidence);
     const body = stanza.getChildText("body");
     ctx.check(requirement, body === null || body === ENCRYPTED_NOTICE, `no plaintext body beyond "${ENCRYPTED_NOTICE}"`, body === null ? "no body" : `body "${truncate(body, 120)}"`, evidence);
-    const plaintextChildren = stanza.children.filter((c): c is Element => typeof c !== "string" && ["subject", "html", "thread"].includes(c.name) && c.name !== "thread");
+    const plaintextChildren = stanza.children.filter((c): c is Element => typeof c !== "string" && ["subject", "html"].includes(c.name));
     ctx.check(requirement, plaintextChildren.length === 0, "no other plaintext content (subject, XHTML-IM)", plaintextChildren.length ? plaintextChildren.map((c) => c.name).join(", ") : "none", evidence);
   } else if (p.check === "schema") {
     const doc = record.decryption?.doc;
