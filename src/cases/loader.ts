@@ -21,6 +21,8 @@ export interface ActorSpec {
   phone?: string;
   devices?: number;
   testPrefix?: boolean;
+  /** "ineligible": one of the endpoint's gatekeeper accounts with an ineligible number (config accounts.ineligible). */
+  account?: "ineligible";
 }
 
 export interface CaseDefinition {
@@ -162,6 +164,11 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
   const actors = raw.actors ?? {};
   const needs = new Set(raw.needs ?? []);
   const labels = new Set<string>();
+  for (const [name, spec] of Object.entries(actors)) {
+    if (spec.account === "ineligible" && !needs.has("ineligible-account")) {
+      problem(at("actors", name), `actor ${name} uses an ineligible account, so needs must list "ineligible-account"`);
+    }
+  }
   raw.steps.forEach((stepDef, i) => {
     const name = Object.keys(stepDef).find((k) => k !== "note")!;
     const params = stepDef[name] as Record<string, unknown>;
@@ -177,6 +184,11 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
         problem(line, `step ${name}: ${key} "${peer}" is neither an actor of this case nor reflector/optout/server/nobody/jid:…`);
       }
     }
+    if (name === "register" && !needs.has("registration")) problem(line, `step register: registers in band, so needs must list "registration"`);
+    for (const key of ["username", "phoneOf"]) {
+      const named = name === "register" ? params[key] : undefined;
+      if (typeof named === "string" && !(named in actors)) problem(line, `step register: ${key} "${named}" is not an actor of this case`);
+    }
     const barrierVia = name === "expect-no" ? (params.barrier ?? "message") : name === "barrier" ? params.via : undefined;
     if (barrierVia === "hook" && !needs.has("hook:state")) problem(line, `step ${name}: a hook barrier calls the state hook, so needs must list "hook:state"`);
     if (barrierVia === "message" && !needs.has("reflector")) problem(line, `step ${name}: a message barrier talks to the reflector, so needs must list "reflector"`);
@@ -191,7 +203,7 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
         }
       }
     }
-    const refs = [params.ref, params.lacks, ...((params.refs as unknown[] | undefined) ?? [])].filter((r): r is string => typeof r === "string");
+    const refs = [params.ref, params.lacks, params.lists, ...((params.refs as unknown[] | undefined) ?? [])].filter((r): r is string => typeof r === "string");
     for (const ref of refs) if (!labels.has(ref)) problem(line, `step ${name}: ref "${ref}" is not defined by an earlier step's "as"`);
     for (const key of ["requirement", "blobRequirement"]) {
       const stepRequirement = params[key] as string | undefined;

@@ -38,6 +38,7 @@ export const STEP_NAMES = [
   "hook", "iq", "devicelist", "bundles", "prekey-consumed", "probe", "receive", "check-message",
   "release", "burst", "expect-all", "rotate-identity", "publish-devicelist", "check-state",
   "upload-service", "upload-probe", "send-media", "check-media",
+  "register", "number-change", "same-error",
 ] as const;
 
 export const caseSchema = {
@@ -66,6 +67,7 @@ export const caseSchema = {
             phone: { type: "string", pattern: "^[+0-9 ()#.-]+$" },
             devices: { type: "integer", minimum: 1, maximum: 5 },
             testPrefix: { type: "boolean" },
+            account: { enum: ["ineligible"] },
           },
         },
       },
@@ -112,6 +114,7 @@ export const caseSchema = {
             as: label,
             expect: { enum: ["completed", "forbidden"] },
             lacks: label,
+            bounce: { type: "object", additionalProperties: false, properties: { condition: { type: "string" }, app: { type: "string" } } },
             requirement,
           }, ["actor", "name"]),
           step("iq", {
@@ -142,7 +145,7 @@ export const caseSchema = {
           step("expect-all", { actor: actorName, stanza: { enum: ["receipt", "reflect"] }, ref: label, ordered: { type: "boolean" }, requirement }, ["actor", "stanza", "ref", "requirement"]),
           step("rotate-identity", { actor: actorName, device: { type: "integer", minimum: 0 } }, ["actor"]),
           step("publish-devicelist", { actor: actorName, devices: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } } }, ["actor", "devices"]),
-          step("check-state", { actor: actorName, ref: label, check: { enum: ["identity-changed"] }, of: target, requirement }, ["actor", "ref", "check", "of", "requirement"]),
+          step("check-state", { actor: actorName, ref: label, check: { enum: ["identity-changed", "received"] }, of: target, lists: label, requirement }, ["actor", "ref", "check", "of", "requirement"]),
           step("upload-service", { actor: actorName, requirement }, ["actor", "requirement"]),
           step("upload-probe", { actor: actorName, check: { enum: ["roundtrip", "oversize", "length-mismatch", "limit", "https"] }, requirement }, ["actor", "check", "requirement"]),
           step("send-media", {
@@ -151,6 +154,12 @@ export const caseSchema = {
             tamper: { enum: ["blob"] },
           }, ["actor", "to", "fixture", "as"]),
           step("check-media", { actor: actorName, ref: label, check: { enum: ["content", "metadata"] }, fixture: { type: "string" }, blobRequirement: requirement, requirement }, ["actor", "ref", "check", "requirement"]),
+          step("register", {
+            phone: { type: "string", minLength: 1 }, phoneOf: actorName, username: actorName,
+            expect: { enum: ["policy", "accepted", "refused"] }, as: label, requirement,
+          }, []),
+          step("number-change", { actor: actorName, number: { type: "string", minLength: 1 }, requirement }, ["actor", "number", "requirement"]),
+          step("same-error", { refs: { type: "array", minItems: 2, items: label }, requirement }, ["refs", "requirement"]),
         ],
       },
     },

@@ -13,7 +13,7 @@ export const TAGS = [
 
 /** Preconditions a case can declare; a missing one makes the case `not-tested`, never `pass`. */
 export const NEEDS = [
-  "registration", "reflector", "optout",
+  "registration", "reflector", "optout", "ineligible-account",
   "hook:reset", "hook:block", "hook:unblock", "hook:send", "hook:state", "hook:reconnect",
 ] as const;
 

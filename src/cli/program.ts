@@ -20,6 +20,8 @@ import { createConsoleReporter } from "../report/console.ts";
 import { createJsonReporter } from "../report/json.ts";
 import { runSelftest } from "../runner/selftest.ts";
 import { SUITE, runSuite } from "../runner/suite.ts";
+import { eligibilityCommand } from "./eligibility.ts";
+import type { EligibilityFlags } from "./eligibility.ts";
 
 export const EXIT = { ok: 0, nonCompliant: 1, incomplete: 2, badInput: 3, internal: 4, interruptedTwice: 130 } as const;
 
@@ -247,18 +249,20 @@ async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?:
     jobs: flags.jobs, parallel: flags.parallel, mutants, signal: controller.signal,
     onRow: flags.json ? undefined : (row) => {
       const mark = row.ok ? "✔" : "✖";
-      const detail = row.partner === "reference"
+      const detail = row.reference
         ? `${row.verdict}`
         : `declared ${row.declared.join(",") || "-"}; failed ${row.failed.join(",") || "-"}${row.missed.length ? `; MISSED ${row.missed.join(",")}` : ""}${row.collateral.length ? `; COLLATERAL ${row.collateral.join(",")}` : ""}`;
-      out(`${mark} ${row.partner.padEnd(24)} ${detail}  (${(row.durationMs / 1000).toFixed(1)} s)`);
+      out(`${mark} ${row.partner.padEnd(34)} ${detail}  (${(row.durationMs / 1000).toFixed(1)} s)`);
       for (const e of row.errors) out(`    ${e}`);
     },
   });
   process.off("SIGINT", stop);
   const uncovered = requirements.filter((r) => !cases.some((c) => c.requirements.includes(r.id))).map((r) => r.id);
-  const killed = rows.filter((r) => r.partner !== "reference" && r.ok).length;
+  const killed = rows.filter((r) => !r.reference && r.ok).length;
+  const references = rows.filter((r) => r.reference);
+  const referenceOk = references.length > 0 && references.every((r) => r.ok);
   if (flags.json) out(JSON.stringify({ ok, rows, uncovered }, null, 2));
-  else out(`\n${ok ? "selftest OK" : "selftest FAILED"}: ${killed}/${mutants.length} mutants killed exactly; reference partner ${rows.find((r) => r.partner === "reference")?.ok ? "compliant" : "NOT compliant"} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  else out(`\n${ok ? "selftest OK" : "selftest FAILED"}: ${killed}/${mutants.length} mutants killed exactly; reference partner ${referenceOk ? "compliant" : "NOT compliant"} under ${references.map((r) => r.policy).join(" and ")} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   return ok ? EXIT.ok : EXIT.nonCompliant;
 }
 
@@ -305,6 +309,14 @@ export function buildProgram(): Command {
   program.command("requirements").description("list the requirements and the cases covering them").option("--json", "JSON output").action((flags) => {
     process.exitCode = requirementsCommand(flags);
   });
+  program.command("eligibility")
+    .description("classify gatekeeper numbers: eligible or not under a policy, with the rule, reason and source")
+    .argument("<numbers...>", "phone numbers in international form (+CC or 00CC), one argument each")
+    .option("--policy <name>", "eligibility policy: eea or whatsapp-european-region", "eea")
+    .option("--json", "JSON output")
+    .action((numbers: string[], flags: EligibilityFlags) => {
+      process.exitCode = eligibilityCommand(numbers, flags, { out, err });
+    });
   program.command("lint").description("validate case files").argument("[files...]", "case files (default: the whole catalogue)").action((files: string[]) => {
     process.exitCode = lintCommand(files);
   });

@@ -20,7 +20,9 @@ export interface EndpointConfig {
   service: string;
   domain: string;
   tls: TlsOptions;
-  accounts: { mode: "register" | "static"; prefix: string; static: StaticAccount[] };
+  /** `ineligible`: gatekeeper accounts the partner provisioned with numbers outside the policy
+   *  (registration refuses such numbers), for the cases of messages from and to them. */
+  accounts: { mode: "register" | "static"; prefix: string; static: StaticAccount[]; ineligible: StaticAccount[] };
   reflector?: string;
   optout?: string;
   hooks: HookName[];
@@ -32,6 +34,14 @@ export interface EndpointConfig {
 }
 
 export const configSchema = {
+  $defs: {
+    account: {
+      type: "object",
+      additionalProperties: false,
+      required: ["username", "password", "phone"],
+      properties: { username: { type: "string", minLength: 1 }, password: { type: "string", minLength: 1 }, phone: { type: "string" } },
+    },
+  },
   type: "object",
   additionalProperties: false,
   required: ["domain"],
@@ -53,15 +63,8 @@ export const configSchema = {
       properties: {
         mode: { enum: ["register", "static"] },
         prefix: { type: "string", pattern: "^[a-z0-9._-]+$" },
-        static: {
-          type: "array",
-          items: {
-            type: "object",
-            additionalProperties: false,
-            required: ["username", "password", "phone"],
-            properties: { username: { type: "string", minLength: 1 }, password: { type: "string", minLength: 1 }, phone: { type: "string" } },
-          },
-        },
+        static: { type: "array", items: { $ref: "#/$defs/account" } },
+        ineligible: { type: "array", items: { $ref: "#/$defs/account" } },
       },
     },
     reflector: { type: "string", pattern: "^[^@/\\s]+@[^@/\\s]+$" },
@@ -102,7 +105,7 @@ export function normaliseConfig(data: unknown, options: { source: string; baseDi
   if (!validateConfig(data)) throw new ConfigError((validateConfig.errors ?? []).map(describe), options.source);
   const raw = data as {
     endpoint?: string; domain: string; tls?: { ca?: string; servername?: string; insecure?: boolean };
-    accounts?: { mode?: "register" | "static"; prefix?: string; static?: StaticAccount[] };
+    accounts?: { mode?: "register" | "static"; prefix?: string; static?: StaticAccount[]; ineligible?: StaticAccount[] };
     reflector?: string; optout?: string; hooks?: HookName[]; policy?: string;
     timeouts?: Partial<PhaseTimeouts & { stanza: number }>; maxStanzaBytes?: number; localTestEndpoint?: boolean;
   };
@@ -134,7 +137,7 @@ export function normaliseConfig(data: unknown, options: { source: string; baseDi
     service: service!,
     domain: raw.domain,
     tls: { ca, servername: raw.tls?.servername, insecure: raw.tls?.insecure ?? false },
-    accounts: { mode, prefix: raw.accounts?.prefix ?? "tpc-test-", static: staticAccounts },
+    accounts: { mode, prefix: raw.accounts?.prefix ?? "tpc-test-", static: staticAccounts, ineligible: raw.accounts?.ineligible ?? [] },
     reflector: raw.reflector,
     optout: raw.optout,
     hooks: raw.hooks ?? [],
@@ -163,5 +166,5 @@ export function loadConfigFile(file: string, overrides: { endpoint?: string; pol
 
 /** Secrets that must never appear in any artifact of a run. */
 export function configSecrets(config: EndpointConfig): string[] {
-  return config.accounts.static.map((a) => a.password);
+  return [...config.accounts.static, ...config.accounts.ineligible].map((a) => a.password);
 }

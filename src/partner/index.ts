@@ -3,13 +3,13 @@ import { randomBytes } from "node:crypto";
 import type { EndpointConfig } from "../config/config.ts";
 import { DEFAULT_STANZA_TIMEOUT } from "../config/config.ts";
 import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
-import { classifyNumber } from "../eligibility/classify.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 import { startReferenceServer } from "./server/index.ts";
 import { startReflector } from "./reflector.ts";
 import { generateCertificate } from "./tls.ts";
 import { startUploadService } from "./upload.ts";
 import { findMutant, MUTANTS } from "./mutants.ts";
+import { partnerClassifier } from "./eligibility-faults.ts";
 
 export interface ReferencePartnerOptions {
   mutant?: string;
@@ -44,6 +44,9 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
   const policy = options.policy ?? "eea";
   const reflectorAccount = { username: "reflector", password: randomBytes(12).toString("base64url") };
   const optoutAccount = { username: "optout", password: randomBytes(12).toString("base64url"), optedOut: true };
+  // A gatekeeper account provisioned with a Greenland number, outside both policies: registration
+  // would refuse it, so it exists only as a static account (TPC/1 §2), for ELG-05 and ELG-06.
+  const ineligibleAccount = { username: `${TEST_PREFIX}ineligible`, password: randomBytes(12).toString("base64url"), phone: "+299 32 10 00" };
   const domain = "partner.test";
   const host = options.host ?? "127.0.0.1";
   // The XEP-0363 upload service at upload.<domain>, over HTTPS with the server's own certificate
@@ -56,8 +59,9 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
       host,
       port: options.port ?? 0,
       faults,
-      classifyNumber: (phone) => classifyNumber(phone, policy),
+      classifyNumber: partnerClassifier(policy, faults),
       partnerUsers: [reflectorAccount, optoutAccount],
+      gatekeeperUsers: [ineligibleAccount],
       components: [upload.component],
       log: options.log,
     });
@@ -69,7 +73,7 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
     service: `xmpp://${server.host}:${server.port}`,
     domain: server.domain,
     tls: { ca: server.caCertPem },
-    accounts: { mode: "register", prefix: TEST_PREFIX, static: [] },
+    accounts: { mode: "register", prefix: TEST_PREFIX, static: [], ineligible: [ineligibleAccount] },
     reflector: `reflector@${server.domain}`,
     optout: `optout@${server.domain}`,
     hooks: ["reset", "block", "unblock", "send", "state", "reconnect"],

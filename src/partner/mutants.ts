@@ -1,5 +1,7 @@
 // Known-bad partners: each mutant is the reference partner with one named fault, and declares
 // exactly the requirements that fault breaks. `chatconform selftest` checks the declarations.
+import type { PolicyName } from "../eligibility/classify.ts";
+import { BLOCKING_MUTANTS } from "./mutants-blocking.ts";
 
 export interface Mutant {
   name: string;
@@ -7,9 +9,11 @@ export interface Mutant {
   side: "server" | "reflector";
   description: string;
   breaks: string[];
+  /** The eligibility policy the selftest runs this mutant under (default: eea). */
+  policy?: PolicyName;
 }
 
-export const MUTANTS: readonly Mutant[] = [
+const CORE_MUTANTS: readonly Mutant[] = [
   {
     name: "plaintext-accepted",
     side: "server",
@@ -71,6 +75,46 @@ export const MUTANTS: readonly Mutant[] = [
   { name: "media-integrity-ignored", side: "reflector", description: "media whose blob fails its tag, hash or size is accepted", breaks: ["MED-05"] },
   { name: "media-no-duration", side: "reflector", description: "partner voice notes and videos carry no durationMs", breaks: ["MED-09"] },
 ];
+
+const ELIGIBILITY_MUTANTS: readonly Mutant[] = [
+  {
+    name: "eligibility-prefix-only",
+    side: "server",
+    description: "numbers are classified by their country calling code alone (the main region of the code), without number ranges or override rules",
+    // Vatican on +39 06 698 becomes Italian: a row the policies decide differently.
+    breaks: ["ELG-01", "ELG-02", "ELG-10"],
+  },
+  {
+    name: "eligibility-ignores-overrides",
+    side: "server",
+    description: "numbers are classified by libphonenumber's region and the policy's region list, without the territory override rules",
+    breaks: ["ELG-01"],
+  },
+  {
+    name: "eligibility-policy-ignored",
+    side: "server",
+    description: "the server always applies the eea policy, whatever policy the endpoint is configured with",
+    breaks: ["ELG-01", "ELG-10"],
+    policy: "whatsapp-european-region",
+  },
+  {
+    name: "eligibility-no-normalisation",
+    side: "server",
+    description: "only + followed by digits, spaces and dashes is understood: a number written with 00 or brackets is refused as unparsable",
+    breaks: ["ELG-03"],
+  },
+  { name: "no-eligibility-check-on-message", side: "server", description: "messages from and to an ineligible gatekeeper account are delivered", breaks: ["ELG-05", "ELG-06"] },
+  { name: "read-only-not-enforced", side: "server", description: "after a number change to an ineligible number, messages still flow both ways", breaks: ["ELG-08"] },
+  { name: "history-lost-on-number-change", side: "reflector", description: "the partner deletes the history of a chat once it learns the chat became read-only", breaks: ["ELG-08"] },
+  {
+    name: "enumeration-leak",
+    side: "server",
+    description: "registration checks the username before eligibility, so an ineligible number gets conflict when the username exists",
+    breaks: ["ELG-07"],
+  },
+];
+
+export const MUTANTS: readonly Mutant[] = [...CORE_MUTANTS, ...ELIGIBILITY_MUTANTS, ...BLOCKING_MUTANTS];
 
 export function findMutant(name: string): Mutant | undefined {
   return MUTANTS.find((m) => m.name === name);

@@ -47,7 +47,7 @@ export const REFLECTOR_FAULTS: ReadonlySet<string> = new Set([
   "bad-spk-signature", "duplicate-prekey-id", "reflect-wrong-hash", "missing-device-key", "extra-device-key",
   "prekey-reuse-accepted", "replay-accepted", "session-reset-on-error", "out-of-order-drop", "future-kills-session",
   "identity-change-silent", "no-eme-hints", "plaintext-fallback-send", "content-invalid-send", "accepts-invalid-content",
-  "key-transport-receipt",
+  "key-transport-receipt", "history-lost-on-number-change",
 ]);
 
 export async function startReflector(options: ReflectorOptions): Promise<Reflector> {
@@ -251,7 +251,12 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
 
   function recordBounce(stanza: Element): void {
     const parsed = parseStanzaError(stanza);
-    state.bounced.push({ id: String(stanza.attrs.id ?? ""), to: bareJid(String(stanza.attrs.from ?? "")), condition: parsed.condition, app: parsed.app?.name });
+    const to = bareJid(String(stanza.attrs.from ?? ""));
+    state.bounced.push({ id: String(stanza.attrs.id ?? ""), to, condition: parsed.condition, app: parsed.app?.name });
+    if (parsed.app?.name === "read-only" && faults.has("history-lost-on-number-change")) {
+      // fault: a chat that became read-only is deleted with its history instead of kept for reading
+      state.received = state.received.filter((entry) => entry.from !== to);
+    }
   }
 
   async function handleMessage(stanza: Element): Promise<void> {

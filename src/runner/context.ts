@@ -10,6 +10,8 @@ import type { OmemoBundle } from "../protocol/omemo.ts";
 import type { ContentDocument } from "../protocol/content.ts";
 import { parseStanzaError } from "../protocol/stanza-error.ts";
 import { Element, bareJid } from "../protocol/xml.ts";
+import { classifyNumber } from "../eligibility/classify.ts";
+import type { PolicyName } from "../eligibility/classify.ts";
 
 /** A check failed: the case stops here with status fail. */
 export class CheckFailed extends Error {
@@ -233,9 +235,13 @@ export class CaseContext {
     return this.actor(target).jid;
   }
 
-  /** Replace {{name}} with the bare JID of reflector/optout/server/nobody/an actor. */
+  /**
+   * Replace {{name}} with the bare JID of reflector/optout/server/nobody/an actor, {{domain}} with
+   * the domain, and {{region:actor}} with the region the suite's classifier gives the actor's number.
+   */
   template(text: string): string {
-    return text.replace(/\{\{\s*([a-z][a-z0-9]*)\s*\}\}/g, (_, name: string) => {
+    return text.replace(/\{\{\s*([a-z][a-z0-9]*)(?::([a-z][a-z0-9]*))?\s*\}\}/g, (_, name: string, arg: string | undefined) => {
+      if (name === "region" && arg) return classifyNumber(this.actor(arg).phone, this.config.policy as PolicyName).region;
       if (name === "domain") return this.config.domain;
       return this.resolve(name);
     });

@@ -8,8 +8,10 @@ import type { RunInfo, RunnerEvents } from "./events.ts";
 import { Actor, CaseContext, CheckFailed, NotTested, expandPhone } from "./context.ts";
 import { STEP_HANDLERS } from "./steps.ts";
 import { MEDIA_STEP_HANDLERS } from "./media-steps.ts";
+import { ELIGIBILITY_STEP_HANDLERS } from "./eligibility-steps.ts";
+import { BLOCKING_STEP_HANDLERS } from "./blocking-steps.ts";
 
-const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS };
+const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS, ...ELIGIBILITY_STEP_HANDLERS, ...BLOCKING_STEP_HANDLERS };
 
 export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
 const DEFAULT_PHONE = "+33 6 1# ## ## ##";
@@ -56,12 +58,15 @@ class AccountPool {
 
 function unmetNeed(caseDef: CaseDefinition, config: EndpointConfig, staticCount: number): string | undefined {
   for (const need of caseDef.needs) {
+    if (need === "ineligible-account" && config.accounts.ineligible.length === 0) {
+      return "the endpoint config lists no gatekeeper account with an ineligible number (accounts.ineligible)";
+    }
     if (need === "registration" && config.accounts.mode !== "register") return "the endpoint does not offer in-band registration to the suite (accounts.mode is static)";
     if (need === "reflector" && !config.reflector) return "the endpoint config names no reflector";
     if (need === "optout" && !config.optout) return "the endpoint config names no opted-out user";
     if (need.startsWith("hook:") && !config.hooks.includes(need.slice(5) as never)) return `the endpoint exposes no "${need.slice(5)}" hook`;
   }
-  const actorCount = Object.keys(caseDef.actors).length;
+  const actorCount = Object.values(caseDef.actors).filter((a) => a.account !== "ineligible").length;
   if (config.accounts.mode === "static" && actorCount > staticCount) return `the case needs ${actorCount} accounts and the config lists ${staticCount}`;
   return undefined;
 }
@@ -74,6 +79,8 @@ function redact(text: string, secrets: string[]): string {
 
 export class Runner extends EventEmitter<RunnerEvents> {
   private readonly claimedPreKeys = new Set<string>();
+  /** Gatekeeper accounts with ineligible numbers, shared by cases one at a time like static ones. */
+  private ineligiblePool = new AccountPool([]);
 
   constructor(private readonly options: RunOptions) {
     super();
@@ -90,6 +97,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     }
     const pool = new AccountPool(options.config.accounts.static);
     const staticCount = pool.size;
+    this.ineligiblePool = new AccountPool(options.config.accounts.ineligible);
     const queue = [...options.cases];
     let interrupted = false;
     const worker = async () => {
@@ -128,7 +136,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     if (unmet) return this.emptyResult(caseDef, "not-tested", unmet);
 
     const ctx = new CaseContext(caseDef, config, this.claimedPreKeys);
-    const borrowed: ReturnType<AccountPool["acquire"]> extends Promise<infer A> ? A[] : never = [];
+    const borrowed: { pool: AccountPool; account: StaticAccount }[] = [];
     let status: CaseStatus = "pass";
     let reason: string | undefined;
     let deadline: NodeJS.Timeout | undefined;
@@ -136,11 +144,14 @@ export class Runner extends EventEmitter<RunnerEvents> {
       for (const [name, spec] of Object.entries(caseDef.actors)) {
         let account: { username: string; password: string };
         let phone: string;
-        if (config.accounts.mode === "static") {
-          const staticAccount = await pool.acquire();
-          borrowed.push(staticAccount);
+        let provisioned = false;
+        if (spec.account === "ineligible" || config.accounts.mode === "static") {
+          const from = spec.account === "ineligible" ? this.ineligiblePool : pool;
+          const staticAccount = await from.acquire();
+          borrowed.push({ pool: from, account: staticAccount });
           account = staticAccount;
           phone = staticAccount.phone;
+          provisioned = true;
         } else {
           const slug = caseDef.id.split("/")[1]!.slice(0, 24);
           const prefix = spec.testPrefix === false ? "user-" : config.accounts.prefix;
@@ -148,7 +159,9 @@ export class Runner extends EventEmitter<RunnerEvents> {
           phone = expandPhone(spec.phone ?? DEFAULT_PHONE);
         }
         ctx.secrets.push(account.password);
-        ctx.actors.set(name, new Actor(name, spec, phone, account, config.domain));
+        const actor = new Actor(name, spec, phone, account, config.domain);
+        actor.registered = provisioned;
+        ctx.actors.set(name, actor);
       }
       const timeoutMs = caseDef.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
       const timedOut = new Promise<never>((_, reject) => {
@@ -170,13 +183,13 @@ export class Runner extends EventEmitter<RunnerEvents> {
       for (const actor of ctx.actors.values()) {
         for (const device of actor.devices) await device.conn?.close().catch(() => undefined);
       }
-      for (const account of borrowed) pool.release(account);
+      for (const { pool: from, account } of borrowed) from.release(account);
     }
     const failures = ctx.checks.filter((c) => !c.ok);
     if (failures.length && status === "pass") status = "fail";
     const requirements = [...caseDef.requirements];
     for (const f of ctx.invariantFailures) if (!requirements.includes(f.requirement)) requirements.push(f.requirement);
-    const secrets = [...ctx.secrets, ...config.accounts.static.map((a) => a.password)];
+    const secrets = [...ctx.secrets, ...[...config.accounts.static, ...config.accounts.ineligible].map((a) => a.password)];
     const transcript = ctx.transcript.map((e) => ({ ...e, xml: redact(e.xml, secrets), ...(e.decrypted ? { decrypted: redact(e.decrypted, secrets) } : {}) }));
     return {
       id: caseDef.id, title: caseDef.title, file: caseDef.file, area: caseDef.area, requirements, level: caseDef.level,

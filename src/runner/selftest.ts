@@ -11,9 +11,21 @@ import { fileURLToPath } from "node:url";
 import type { Verdict } from "../checks/model.ts";
 import { MUTANTS } from "../partner/mutants.ts";
 import type { Mutant } from "../partner/mutants.ts";
+import { POLICIES } from "../eligibility/classify.ts";
+import type { PolicyName } from "../eligibility/classify.ts";
+
+/** One partner of the selftest: the reference (under a policy) or a mutant (under its policy). */
+interface SelftestPartner {
+  mutant?: Mutant;
+  policy: PolicyName;
+}
 
 export interface SelftestRow {
   partner: string;
+  /** The compliant reference partner (under one of the policies), not a mutant. */
+  reference: boolean;
+  /** The eligibility policy of the run. */
+  policy: PolicyName;
   description: string;
   declared: string[];
   failed: string[];
@@ -45,9 +57,9 @@ interface ReportSlice {
   cases: { id: string; status: string; reason?: string; failures: { requirement: string; expected: string; actual: string }[] }[];
 }
 
-function runChild(mutant: Mutant | undefined, jobs: number, signal?: AbortSignal): Promise<{ report?: ReportSlice; stderr: string }> {
+function runChild({ mutant, policy }: SelftestPartner, jobs: number, signal?: AbortSignal): Promise<{ report?: ReportSlice; stderr: string }> {
   const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-selftest-"));
-  const args = [BIN, "run", "--quiet", "--no-color", "--out", out, "--jobs", String(jobs)];
+  const args = [BIN, "run", "--quiet", "--no-color", "--out", out, "--jobs", String(jobs), "--policy", policy];
   if (mutant) args.push("--partner-mutant", mutant.name);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], signal });
@@ -71,9 +83,13 @@ function runChild(mutant: Mutant | undefined, jobs: number, signal?: AbortSignal
   });
 }
 
-function judge(mutant: Mutant | undefined, report: ReportSlice | undefined, stderr: string, durationMs: number): SelftestRow {
+function judge({ mutant, policy }: SelftestPartner, report: ReportSlice | undefined, stderr: string, durationMs: number): SelftestRow {
   const declared = mutant?.breaks ?? [];
-  const base = { partner: mutant?.name ?? "reference", description: mutant?.description ?? "the compliant reference partner", declared, durationMs };
+  const name = mutant?.name ?? "reference";
+  const base = {
+    partner: policy === "eea" ? name : `${name} (${policy})`, reference: !mutant, policy,
+    description: mutant?.description ?? `the compliant reference partner under the ${policy} policy`, declared, durationMs,
+  };
   if (!report) {
     const why = stderr.trim().split("\n").slice(-3).join(" ") || "no report was written";
     return { ...base, failed: [], missed: declared, collateral: [], errors: [`the run crashed: ${why}`], verdict: "crashed", ok: false };
@@ -94,7 +110,11 @@ function judge(mutant: Mutant | undefined, report: ReportSlice | undefined, stde
 }
 
 export async function runSelftest(options: SelftestOptions = {}): Promise<{ rows: SelftestRow[]; ok: boolean }> {
-  const partners: (Mutant | undefined)[] = [undefined, ...(options.mutants ?? MUTANTS)];
+  // The reference partner under every policy, then each mutant under its own.
+  const partners: SelftestPartner[] = [
+    ...POLICIES.map((policy) => ({ policy })),
+    ...(options.mutants ?? MUTANTS).map((mutant) => ({ mutant, policy: mutant.policy ?? "eea" })),
+  ];
   const rows: SelftestRow[] = new Array(partners.length);
   let next = 0;
   const worker = async () => {
@@ -102,10 +122,10 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<{ rows
       if (options.signal?.aborted) return;
       const index = next++;
       if (index >= partners.length) return;
-      const mutant = partners[index];
+      const partner = partners[index]!;
       const started = Date.now();
-      const { report, stderr } = await runChild(mutant, options.jobs ?? 4, options.signal);
-      const row = judge(mutant, report, stderr, Date.now() - started);
+      const { report, stderr } = await runChild(partner, options.jobs ?? 4, options.signal);
+      const row = judge(partner, report, stderr, Date.now() - started);
       rows[index] = row;
       options.onRow?.(row);
     }

@@ -20,7 +20,7 @@ export type StepHandler = (ctx: CaseContext, params: Params) => Promise<void>;
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 const truncate = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…` : text);
 
-function connectionOptions(ctx: CaseContext, label: string): ConnectionOptions {
+export function connectionOptions(ctx: CaseContext, label: string): ConnectionOptions {
   const { config } = ctx;
   return {
     service: config.service,
@@ -425,7 +425,10 @@ function describeItem(item: InboxItem): string {
   return truncate(stanza.toString(), 200);
 }
 
-function checkErrorDetails(ctx: CaseContext, requirement: string, item: InboxItem, p: Params): void {
+function checkErrorDetails(ctx: CaseContext, requirement: string, item: InboxItem, params: Params): void {
+  // Attribute values may be templates, e.g. region: "{{region:stuck}}".
+  const appAttrs = Object.fromEntries(Object.entries((params.appAttrs as Record<string, string>) ?? {}).map(([k, v]) => [k, ctx.template(v)]));
+  const p: Params = { ...params, appAttrs };
   const parsed = parseStanzaError(item.stanza);
   const evidence = [item.seq];
   const expectedDescription = describeMatcher(p);
@@ -535,6 +538,22 @@ const hook: StepHandler = async (ctx, p) => {
   if (outcome.error) {
     if (requirement) ctx.check(requirement, false, `hook ${p.name} completes`, outcome.error.message, outcome.seq ? [outcome.seq] : []);
     throw new Error(`hook ${p.name} failed: ${outcome.error.message}`);
+  }
+  if (p.bounce) {
+    // The partner's own send came back with this error: the server refused it (send hook result).
+    const want = p.bounce as { condition?: string; app?: string };
+    const to = ctx.resolve(String((p.args as Params | undefined)?.to ?? ""));
+    const result = outcome.json as { sent?: string[]; errors?: string[]; bounced?: { id: string; to: string; condition?: string; app?: string }[] };
+    const bounces = (result.bounced ?? []).filter((b) => bareJid(b.to) === to);
+    const ok = (result.sent?.length ?? 0) > 0 && bounces.length === (result.sent?.length ?? 0) &&
+      bounces.every((b) => (!want.condition || b.condition === want.condition) && (!want.app || b.app === want.app));
+    if (!requirement) throw new Error("a hook step with bounce needs a requirement");
+    ctx.check(
+      requirement, ok,
+      `every message the reflector sent to ${to} bounced with ${want.condition ?? "an error"}${want.app ? ` + <${want.app}/>` : ""}`,
+      `sent ${JSON.stringify(result.sent ?? [])}, bounced ${JSON.stringify(bounces)}${result.errors?.length ? `, errors ${JSON.stringify(result.errors)}` : ""}`,
+      outcome.seq ? [outcome.seq] : [],
+    );
   }
   if (p.lacks) {
     // The partner's own record must not mention the stanza at all: it never reached the user.
@@ -798,8 +817,15 @@ interface StatePeer { jid: string; identityChanged?: boolean }
 const checkState: StepHandler = async (ctx, p) => {
   const record = ctx.labels.get(p.ref as string);
   if (!record || record.type !== "hook") throw new Error(`${p.ref} is not a hook result`);
-  const state = record.json as { peers?: StatePeer[] };
+  const state = record.json as { peers?: StatePeer[]; received?: { id: string; from: string }[] };
   const jid = ctx.resolve(p.of as string);
+  if (p.check === "received") {
+    // The partner still holds what it received from `of` as `lists` (e.g. after a number change).
+    const id = ctx.idOf(p.lists as string);
+    const entry = state.received?.find((x) => x.id === id && bareJid(x.from) === jid);
+    ctx.check(p.requirement as string, Boolean(entry), `state.received lists ${p.lists} (${id}) from ${p.of}`, entry ? "listed" : `not listed; received: ${truncate(JSON.stringify(state.received ?? []))}`);
+    return;
+  }
   const peer = state.peers?.find((x) => bareJid(x.jid) === jid);
   ctx.check(p.requirement as string, peer?.identityChanged === true, `state.peers[${p.of}].identityChanged = true`, peer ? `identityChanged = ${String(peer.identityChanged)}` : `no peer entry for ${jid}`);
 };

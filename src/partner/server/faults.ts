@@ -17,6 +17,8 @@ export const TRANSPORT_FAULTS = {
     "a message to an existing account without an available resource is silently dropped instead of stored for offline delivery.",
   "out-of-order-delivery":
     "messages that arrive in one chunk of bytes read from a client's socket are routed in reverse order once the chunk's other elements are handled (a single message, or messages in different chunks, keep their order).",
+  "enumeration-leak":
+    "registration looks up the username before it checks eligibility, so an ineligible number gets conflict when the username exists and not-allowed when it does not.",
 } as const;
 
 export type TransportFault = keyof typeof TRANSPORT_FAULTS;

@@ -7,6 +7,7 @@ import { NS, xml } from "../../protocol/xml.ts";
 import type { Element } from "../../protocol/xml.ts";
 import type { Account } from "./accounts.ts";
 import { iqResult, serverError } from "./context.ts";
+import { hasFault } from "./faults.ts";
 import type { NumberClassification, ServerContext } from "./context.ts";
 
 export const REGISTRATION_INSTRUCTIONS =
@@ -56,6 +57,10 @@ export function handleRegistration(ctx: ServerContext, iq: Element, query: Eleme
   const missing = [!username && "username", !password && "password", !phone && "phone"].filter(Boolean);
   if (missing.length > 0) {
     return serverError(ctx, iq, { type: "modify", condition: "not-acceptable", text: `required field(s) missing: ${missing.join(", ")}` });
+  }
+  if (hasFault(ctx, "enumeration-leak")) {
+    // fault: existence is revealed before eligibility is checked
+    if (ctx.accounts.has(username)) return serverError(ctx, iq, { type: "cancel", condition: "conflict", text: "the username is taken" });
   }
   // Eligibility first, so that the refusal of an ineligible number is the same whether or not the
   // username exists (TPC/1 §9).
