@@ -2,6 +2,7 @@
 // exactly the requirements that fault breaks. `chatconform selftest` checks the declarations.
 import type { PolicyName } from "../eligibility/classify.ts";
 import { BLOCKING_MUTANTS } from "./mutants-blocking.ts";
+import { PRIVACY_MUTANTS } from "./mutants-privacy.ts";
 
 export interface Mutant {
   name: string;
@@ -114,7 +115,7 @@ const ELIGIBILITY_MUTANTS: readonly Mutant[] = [
   },
 ];
 
-export const MUTANTS: readonly Mutant[] = [...CORE_MUTANTS, ...ELIGIBILITY_MUTANTS, ...BLOCKING_MUTANTS];
+export const MUTANTS: readonly Mutant[] = [...CORE_MUTANTS, ...ELIGIBILITY_MUTANTS, ...BLOCKING_MUTANTS, ...PRIVACY_MUTANTS];
 
 export function findMutant(name: string): Mutant | undefined {
   return MUTANTS.find((m) => m.name === name);
