@@ -173,7 +173,7 @@ async function partnerCommand(flags: { port: number; host: string; mutant?: stri
     endpoint: config.service,
     domain: config.domain,
     tls: { ca: caFile },
-    accounts: { mode: config.accounts.mode, prefix: config.accounts.prefix },
+    accounts: { mode: config.accounts.mode, prefix: config.accounts.prefix, ineligible: config.accounts.ineligible },
     reflector: config.reflector,
     optout: config.optout,
     hooks: config.hooks,
@@ -185,7 +185,9 @@ async function partnerCommand(flags: { port: number; host: string; mutant?: stri
   out(`# chatconform reference partner${flags.mutant ? ` (mutant ${flags.mutant})` : ""} listening on ${config.service}`);
   out(`# endpoint config written to ${configFile}; in another shell:`);
   out(`#   npx chatconform run --config ${configFile}`);
-  out(toYaml(file).trimEnd());
+  // The passwords stay in the file: the terminal (and its scrollback) only says where they are.
+  const shown = { ...file, accounts: { ...file.accounts, ineligible: file.accounts.ineligible.map((a) => ({ ...a, password: "(in the file)" })) } };
+  out(toYaml(shown).trimEnd());
   out("# Ctrl-C stops the partner.");
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
