@@ -38,7 +38,7 @@ export const STEP_NAMES = [
   "hook", "iq", "devicelist", "bundles", "prekey-consumed", "probe", "receive", "check-message",
   "release", "burst", "expect-all", "rotate-identity", "publish-devicelist", "check-state",
   "upload-service", "upload-probe", "send-media", "check-media",
-  "register", "number-change", "same-error",
+  "register", "number-change", "same-error", "disco-features",
 ] as const;
 
 export const caseSchema = {
@@ -115,6 +115,7 @@ export const caseSchema = {
             expect: { enum: ["completed", "forbidden"] },
             lacks: label,
             bounce: { type: "object", additionalProperties: false, properties: { condition: { type: "string" }, app: { type: "string" } } },
+            lacksText: { type: "string", minLength: 3 },
             requirement,
           }, ["actor", "name"]),
           step("iq", {
@@ -126,6 +127,7 @@ export const caseSchema = {
             condition: { type: "string" },
             app: { type: "string" },
             appAttrs,
+            as: label,
             requirement,
           }, ["actor", "to", "type", "xml", "expect", "requirement"]),
           step("devicelist", { actor: actorName, of: target, requirement }, ["actor", "of", "requirement"]),
@@ -160,6 +162,7 @@ export const caseSchema = {
           }, []),
           step("number-change", { actor: actorName, number: { type: "string", minLength: 1 }, requirement }, ["actor", "number", "requirement"]),
           step("same-error", { refs: { type: "array", minItems: 2, items: label }, requirement }, ["refs", "requirement"]),
+          step("disco-features", { actor: actorName, of: target, requirement }, ["actor", "of", "requirement"]),
         ],
       },
     },

@@ -48,7 +48,12 @@ export const REFLECTOR_FAULTS: ReadonlySet<string> = new Set([
   "prekey-reuse-accepted", "replay-accepted", "session-reset-on-error", "out-of-order-drop", "future-kills-session",
   "identity-change-silent", "no-eme-hints", "plaintext-fallback-send", "content-invalid-send", "accepts-invalid-content",
   "key-transport-receipt", "history-lost-on-number-change",
+  "nick-leak", "sticker-silently-dropped", "ephemeral-ignored", "jingle-accepted",
 ]);
+
+/** The partner user's own profile: it exists (as on any real account) and must never reach a G. */
+const PROFILE_NAME = "Reflector (partner test user)";
+const AVATAR_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 export async function startReflector(options: ReflectorOptions): Promise<Reflector> {
   const faults = options.faults ?? new Set<string>();
@@ -136,7 +141,19 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       if (!stopped && !reconnecting) log(`reflector connection closed: ${reason?.message}`);
     });
     await publishKeys();
+    await publishProfile();
     conn.send(xml("presence"));
+  }
+
+  /** A vCard, a vCard4, a nick and an avatar, as a real user has; the partner must keep them from G. */
+  async function publishProfile(): Promise<void> {
+    await conn.iq(xml("iq", { type: "set" }, xml("vCard", { xmlns: "vcard-temp" }, xml("FN", {}, PROFILE_NAME), xml("NICKNAME", {}, "reflector"))));
+    await publish("urn:xmpp:vcard4", xml("vcard", { xmlns: "urn:ietf:params:xml:ns:vcard-4.0" }, xml("fn", {}, xml("text", {}, PROFILE_NAME))));
+    await publish("http://jabber.org/protocol/nick", xml("nick", { xmlns: "http://jabber.org/protocol/nick" }, PROFILE_NAME));
+    const avatarBytes = Buffer.from(AVATAR_PNG, "base64");
+    await publish("urn:xmpp:avatar:data", xml("data", { xmlns: "urn:xmpp:avatar:data" }, AVATAR_PNG));
+    await publish("urn:xmpp:avatar:metadata", xml("metadata", { xmlns: "urn:xmpp:avatar:metadata" },
+      xml("info", { bytes: String(avatarBytes.length), id: "avatar-1", type: "image/png", width: "1", height: "1" })));
   }
 
   async function fetchBundle(peer: string, deviceId: number): Promise<OmemoBundle | undefined> {
@@ -204,6 +221,7 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     const encrypted = await omemo.encrypt(Buffer.from(JSON.stringify(doc)), recipients);
     const stanza = messageStanza(bareJid(to), id, encrypted);
     if (plaintextBody !== undefined) stanza.getChild("body")!.children = [plaintextBody];
+    if (faults.has("nick-leak")) stanza.append(xml("nick", { xmlns: "http://jabber.org/protocol/nick" }, PROFILE_NAME)); // fault: the user's nick on every message (XEP-0172)
     conn.send(stanza);
   }
 
@@ -223,6 +241,12 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
   /** judgeContent (TPC/1 §10a order), or with the accepts-invalid-content fault its lax variant. */
   function judge(payload: Buffer, stanzaId: string): ContentJudgement {
     const verdict = judgeContent(payload, stanzaId);
+    if (!verdict.accept && verdict.app.attrs.feature === "disappearing" && faults.has("ephemeral-ignored")) {
+      // fault: expiresAfterS is ignored: the rest of the document is judged and kept for ever
+      const doc = JSON.parse(payload.toString("utf8")) as Record<string, unknown>;
+      delete doc.expiresAfterS;
+      return judgeContent(Buffer.from(JSON.stringify(doc)), stanzaId);
+    }
     if (verdict.accept || verdict.app.name !== "invalid-content" || !faults.has("accepts-invalid-content")) return verdict;
     // fault: no JSON Schema and no id check. judgeContent refuses unsupported kinds and fields before
     // the schema, so a document that parses to an object with a known kind failed only those two.
@@ -263,6 +287,11 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     const from = String(stanza.attrs.from ?? "");
     const id = String(stanza.attrs.id ?? "");
     const encrypted = stanza.getChild("encrypted", NS.omemo);
+    const propose = stanza.getChild("propose", NS.jingleMessage);
+    if (propose && faults.has("jingle-accepted")) { // fault: a call proposal is answered with proceed (XEP-0353)
+      conn.send(xml("message", { to: from, id: randomUUID() }, xml("proceed", { xmlns: NS.jingleMessage, id: String(propose.attrs.id ?? "") })));
+      return;
+    }
     if (!encrypted) {
       if (stanza.getChild("body") !== undefined && stanza.getChild("body") !== null) {
         // Plaintext should never arrive (the server refuses it); record it, answer nothing.
@@ -313,6 +342,10 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     const id = String(stanza.attrs.id ?? "");
     const verdict = judge(payload, id);
     if (!verdict.accept) {
+      if (verdict.app.attrs.feature === "stickers" && faults.has("sticker-silently-dropped")) { // fault: no error for a sticker
+        log(`sticker ${id} from ${from} dropped`);
+        return;
+      }
       reject(stanza, verdict.condition, verdict.app, verdict.reason);
       return;
     }
@@ -484,12 +517,21 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       conn.send(xml("iq", { type: "result", id: stanza.attrs.id, to: stanza.attrs.from }));
       return;
     }
+    if (stanza.getChild("jingle", NS.jingle) && faults.has("jingle-accepted")) { // fault: a call is acknowledged like any Jingle client does
+      conn.send(xml("iq", { type: "result", id: stanza.attrs.id, to: stanza.attrs.from }));
+      return;
+    }
     conn.send(iqError(stanza, "service-unavailable"));
   }
 
   async function handle(stanza: Element): Promise<void> {
     if (stanza.name === "message") await handleMessage(stanza);
     else if (stanza.name === "iq") await handleIq(stanza);
+    else if (stanza.name === "presence" && stanza.attrs.type === "subscribe" && stanza.attrs.from) {
+      // Like many clients with auto-approval on: the approval is presence, which the partner's
+      // server must drop between G and P (TPC/1 §10a); it only crosses on a leaky server.
+      conn.send(xml("presence", { type: "subscribed", to: bareJid(String(stanza.attrs.from)) }));
+    }
   }
 
   await connect();

@@ -8,9 +8,9 @@ import { XmppConnection } from "../protocol/connection.ts";
 import { OmemoDevice } from "../protocol/omemo.ts";
 import type { OmemoBundle } from "../protocol/omemo.ts";
 import type { ContentDocument } from "../protocol/content.ts";
-import { parseStanzaError } from "../protocol/stanza-error.ts";
 import { Element, bareJid } from "../protocol/xml.ts";
 import { classifyNumber } from "../eligibility/classify.ts";
+import { CONTENT_INVARIANTS, STANZA_INVARIANTS } from "../checks/invariants.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 
 /** A check failed: the case stops here with status fail. */
@@ -195,21 +195,37 @@ export class CaseContext {
     if (!ok) throw new CheckFailed(result);
   }
 
-  /** Run-wide invariants observed on every stanza from the endpoint. */
+  /** Whether a JID is a partner user: an account of the endpoint's domain that is no actor of this case. */
+  private isPartnerUser(jid: unknown): boolean {
+    if (typeof jid !== "string" || !jid.includes("@")) return false;
+    const bare = bareJid(jid);
+    if (bare.split("@")[1] !== this.config.domain || bare.startsWith(this.nobodyJid)) return false;
+    return ![...this.actors.values()].some((a) => a.jid === bare);
+  }
+
+  /** Record a breach of a run-wide invariant: once per requirement and case (the first offending stanza). */
+  private breach(requirement: string, expected: string, actual: string, seq: number): void {
+    if (this.invariantFailures.some((f) => f.requirement === requirement)) return;
+    const result: CheckResult = { requirement, ok: false, step: this.currentStep || "(run-wide invariant)", expected, actual, evidence: [seq] };
+    this.invariantFailures.push(result);
+    this.checks.push(result);
+  }
+
+  /** Run-wide invariants (src/checks/invariants.ts) observed on every stanza from the endpoint. */
   observeInbound(element: Element, entry: TranscriptEntry): void {
-    if (element.attrs.type !== "error") return;
-    const parsed = parseStanzaError(element);
-    if (parsed.problems.length) {
-      const result: CheckResult = {
-        requirement: "TRN-04",
-        ok: false,
-        step: this.currentStep || "(run-wide invariant)",
-        expected: "an error stanza with a valid type and exactly one defined condition (RFC 6120 §8.3.2)",
-        actual: parsed.problems.join("; "),
-        evidence: [entry.seq],
-      };
-      this.invariantFailures.push(result);
-      this.checks.push(result);
+    const origin = { fromPartnerUser: this.isPartnerUser(element.attrs.from) };
+    for (const invariant of STANZA_INVARIANTS) {
+      const problem = invariant.inspect(element, origin);
+      if (problem) this.breach(invariant.requirement, invariant.expected, problem, entry.seq);
+    }
+  }
+
+  /** Run-wide invariants on a content document decrypted from a message. */
+  observeContent(stanza: Element, doc: Record<string, unknown>, seq: number): void {
+    if (!this.isPartnerUser(stanza.attrs.from)) return;
+    for (const invariant of CONTENT_INVARIANTS) {
+      const problem = invariant.inspect(doc);
+      if (problem) this.breach(invariant.requirement, invariant.expected, `${problem} from a partner user`, seq);
     }
   }
 

@@ -10,8 +10,9 @@ import { STEP_HANDLERS } from "./steps.ts";
 import { MEDIA_STEP_HANDLERS } from "./media-steps.ts";
 import { ELIGIBILITY_STEP_HANDLERS } from "./eligibility-steps.ts";
 import { BLOCKING_STEP_HANDLERS } from "./blocking-steps.ts";
+import { PRIVACY_STEP_HANDLERS } from "./privacy-steps.ts";
 
-const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS, ...ELIGIBILITY_STEP_HANDLERS, ...BLOCKING_STEP_HANDLERS };
+const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS, ...ELIGIBILITY_STEP_HANDLERS, ...BLOCKING_STEP_HANDLERS, ...PRIVACY_STEP_HANDLERS };
 
 export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
 const DEFAULT_PHONE = "+33 6 1# ## ## ##";

@@ -204,6 +204,7 @@ async function connectDevice(ctx: CaseContext, actor: Actor, index: number, publ
     const omemoDevice = device as ActorDevice & { omemo: OmemoDevice };
     device.decryptQueue = device.decryptQueue.then(async () => {
       const decryption = await decryptFor(ctx, omemoDevice, stanza);
+      if (decryption.doc) ctx.observeContent(stanza, decryption.doc, seq);
       device.deliver({ stanza, seq, decryption });
     });
   });
@@ -562,6 +563,13 @@ const hook: StepHandler = async (ctx, p) => {
     if (!requirement) throw new Error("a hook step with lacks needs a requirement");
     ctx.check(requirement, !text.includes(id), `the reflector's ${p.name} does not mention ${p.lacks} (${id})`, text.includes(id) ? `it does: ${truncate(text)}` : "not mentioned", outcome.seq ? [outcome.seq] : []);
   }
+  if (p.lacksText) {
+    // Nothing the actor told about itself (a name in its vCard or nick) reached the partner's record.
+    const text = JSON.stringify(outcome.json);
+    if (!requirement) throw new Error("a hook step with lacksText needs a requirement");
+    const found = text.includes(String(p.lacksText));
+    ctx.check(requirement, !found, `the reflector's ${p.name} never mentions "${String(p.lacksText)}"`, found ? `it does: ${truncate(text)}` : "not mentioned", outcome.seq ? [outcome.seq] : []);
+  }
   if (p.as) ctx.labels.set(p.as as string, { type: "hook", json: outcome.json });
 };
 
@@ -584,6 +592,7 @@ const iq: StepHandler = async (ctx, p) => {
       throw err;
     }
     const seq = ctx.entryOf(err.stanza)?.seq ?? 0;
+    if (p.as) ctx.labels.set(p.as as string, { type: "received", stanza: err.stanza, seq });
     ctx.check(requirement, p.expect === "error", expectedDescription, `an IQ error ${describeStanzaError(err.error)}`, [seq]);
     checkErrorDetails(ctx, requirement, { stanza: err.stanza, seq }, p);
   }

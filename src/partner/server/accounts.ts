@@ -37,6 +37,8 @@ export interface Account {
   readonly pep: Map<string, PepNode>;
   /** Messages stored while no resource was available, in arrival order. */
   readonly offline: Element[];
+  /** The user's vcard-temp (XEP-0054), as the user last set it. */
+  vcard?: Element;
 }
 
 export interface AccountSummary {

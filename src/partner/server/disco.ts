@@ -52,13 +52,15 @@ export function serverItems(ctx: ServerContext): Element {
   );
 }
 
-export function accountInfo(isOwner: boolean): Element {
+export function accountInfo(isOwner: boolean, advertiseMuc = false): Element {
+  const vars: string[] = isOwner ? [...ACCOUNT_FEATURES, ...PEP_OWNER_FEATURES] : [...ACCOUNT_FEATURES];
+  if (advertiseMuc) vars.push(NS.muc); // fault disco-advertises-muc
   return xml(
     "query",
     { xmlns: NS.discoInfo },
     xml("identity", { category: "account", type: "registered" }),
     xml("identity", { category: "pubsub", type: "pep" }),
-    ...features(isOwner ? [...ACCOUNT_FEATURES, ...PEP_OWNER_FEATURES] : ACCOUNT_FEATURES),
+    ...features(vars),
   );
 }
 

@@ -19,6 +19,8 @@ export const TRANSPORT_FAULTS = {
     "messages that arrive in one chunk of bytes read from a client's socket are routed in reverse order once the chunk's other elements are handled (a single message, or messages in different chunks, keep their order).",
   "enumeration-leak":
     "registration looks up the username before it checks eligibility, so an ineligible number gets conflict when the username exists and not-allowed when it does not.",
+  "disco-advertises-muc":
+    "disco#info on a user's bare JID also lists MUC, a feature TPC/1 refuses between gatekeeper and partner users.",
 } as const;
 
 export type TransportFault = keyof typeof TRANSPORT_FAULTS;

@@ -112,17 +112,20 @@ const GROUPS_REFUSED: StanzaErrorInfo = {
   text: "Groups are not supported between gatekeeper and partner users in TPC/1.",
 };
 
-/** TPC/1 §7: groupchat messages, MUC invites (direct and mediated), MIX, MUC joins. */
+/** TPC/1 §7: MUC invitations, direct (XEP-0249) and mediated (XEP-0045 §7.8). */
+export function groupInvitesRefused(x: Exchange): Outcome | null {
+  if (!isGatekeeperPartnerPair(x) || x.stanza.name !== "message" || x.stanza.attrs.type === "error") return null;
+  const { stanza } = x;
+  const invite = stanza.getChild("x", NS.conference) !== undefined || stanza.getChild("x", NS.mucUser)?.getChild("invite") !== undefined;
+  return invite ? refuse(GROUPS_REFUSED) : null;
+}
+
+/** TPC/1 §7: groupchat messages, MIX, MUC joins. */
 export function groupsRefused(x: Exchange): Outcome | null {
   if (!isGatekeeperPartnerPair(x) || x.stanza.attrs.type === "error") return null;
   const { stanza } = x;
   if (stanza.name === "message") {
-    const invite =
-      stanza.attrs.type === "groupchat" ||
-      stanza.getChild("x", NS.conference) !== undefined ||
-      stanza.getChild("x", NS.mucUser)?.getChild("invite") !== undefined ||
-      children(x).some((c) => isMix(c));
-    return invite ? refuse(GROUPS_REFUSED) : null;
+    return stanza.attrs.type === "groupchat" || children(x).some((c) => isMix(c)) ? refuse(GROUPS_REFUSED) : null;
   }
   if (stanza.name === "iq") return isRequest(x) && children(x).some((c) => isMix(c)) ? refuse(GROUPS_REFUSED) : null;
   // A MUC join (presence with <x xmlns='…muc'/>) from G to P; presence the other way is only dropped.
@@ -151,33 +154,53 @@ export function callsRefused(x: Exchange): Outcome | null {
   return null;
 }
 
-const PRIVATE_IQS: ReadonlyArray<readonly [string, string]> = [
+const VCARD_IQS: ReadonlyArray<readonly [string, string]> = [
   ["vCard", "vcard-temp"],
   ["vcard", "urn:ietf:params:xml:ns:vcard-4.0"],
+];
+
+const ACTIVITY_IQS: ReadonlyArray<readonly [string, string]> = [
   ["query", "jabber:iq:last"],
   ["query", "jabber:iq:version"],
   ["time", "urn:xmpp:time"],
 ];
 
-/** PEP nodes that carry identity (avatar, nick, vCard4): never readable across G and P. */
-export const PRIVATE_PEP_NODES: ReadonlySet<string> = new Set([
+/** PEP nodes that carry a vCard. */
+export const VCARD_PEP_NODES: ReadonlySet<string> = new Set(["urn:xmpp:vcard4"]);
+/** PEP nodes that carry an avatar or a nick. */
+export const AVATAR_PEP_NODES: ReadonlySet<string> = new Set([
   "urn:xmpp:avatar:metadata",
   "urn:xmpp:avatar:data",
   "http://jabber.org/protocol/nick",
-  "urn:xmpp:vcard4",
 ]);
+/** PEP nodes that carry identity (avatar, nick, vCard4): never readable across G and P. */
+export const PRIVATE_PEP_NODES: ReadonlySet<string> = new Set([...VCARD_PEP_NODES, ...AVATAR_PEP_NODES]);
 
-/** TPC/1 §10 / §10a: profile and activity queries between G and P reveal nothing. */
-export function privacyQueriesRefused(x: Exchange): Outcome | null {
-  if (!isRequest(x) || !isGatekeeperPartnerPair(x)) return null;
+/** A request between G and P whose payload is one of `iqs` or reads one of the PEP `nodes`. */
+function queriesAny(x: Exchange, iqs: ReadonlyArray<readonly [string, string]>, nodes: ReadonlySet<string>): boolean {
+  if (!isRequest(x) || !isGatekeeperPartnerPair(x)) return false;
   const payload = children(x)[0];
-  if (!payload) return null;
-  if (PRIVATE_IQS.some(([name, xmlns]) => payload.name === name && payload.attrs.xmlns === xmlns)) return refuse(SERVICE_UNAVAILABLE);
+  if (!payload) return false;
+  if (iqs.some(([name, xmlns]) => payload.name === name && payload.attrs.xmlns === xmlns)) return true;
   if (payload.name === "pubsub" && payload.attrs.xmlns === NS.pubsub) {
-    const nodes = payload.getChildElements().map((c) => c.attrs.node as string | undefined);
-    if (nodes.some((n) => n !== undefined && PRIVATE_PEP_NODES.has(n))) return refuse(SERVICE_UNAVAILABLE);
+    return payload.getChildElements().some((c) => typeof c.attrs.node === "string" && nodes.has(c.attrs.node));
   }
-  return null;
+  return false;
+}
+
+/** TPC/1 §10 / §10a: vCard queries (vcard-temp, vCard4 IQ and PEP) between G and P reveal nothing. */
+export function vcardQueriesRefused(x: Exchange): Outcome | null {
+  return queriesAny(x, VCARD_IQS, VCARD_PEP_NODES) ? refuse(SERVICE_UNAVAILABLE) : null;
+}
+
+/** TPC/1 §10 / §10a: avatar and nick (PEP) between G and P reveal nothing. */
+export function avatarQueriesRefused(x: Exchange): Outcome | null {
+  return queriesAny(x, [], AVATAR_PEP_NODES) ? refuse(SERVICE_UNAVAILABLE) : null;
+}
+
+/** TPC/1 §10 / §10a: last activity, software version and time between G and P reveal nothing. */
+export function activityQueriesRefused(x: Exchange): Outcome | null {
+  return queriesAny(x, ACTIVITY_IQS, new Set()) ? refuse(SERVICE_UNAVAILABLE) : null;
 }
 
 /** TPC/1 §10a: presence of every type between G and P is dropped silently, both ways. */
@@ -213,14 +236,17 @@ export function encryptionRequired(x: Exchange): Outcome | null {
 
 /** In the order they run: the first check that does not pass decides. */
 export const POLICY_CHECKS: readonly PolicyCheck[] = [
-  { name: "opted-out-hidden", fault: "optout-visible", description: "an opted-out partner user is indistinguishable from a non-existent one", check: optedOutHidden },
+  { name: "opted-out-hidden", fault: "optout-enumerable", description: "an opted-out partner user is indistinguishable from a non-existent one", check: optedOutHidden },
   { name: "blocked-by-recipient", fault: "block-ignored", description: "stanzas from a blocked JID are refused as service-unavailable", check: blockedByRecipient },
   { name: "blocked-by-sender", fault: "blocked-send-allowed", description: "stanzas to a JID the sender blocks fail with <blocked/>", check: blockedBySender },
   { name: "eligible-region", fault: "no-eligibility-check-on-message", description: "messages from or to an ineligible G are refused with ineligible-region", check: eligibleRegion },
   { name: "read-only", fault: "read-only-not-enforced", description: "messages from or to a read-only G are refused with read-only", check: readOnly },
-  { name: "groups-refused", fault: "groups-accepted", description: "groupchat, MUC invites, MUC joins and MIX are refused (unsupported groups)", check: groupsRefused },
-  { name: "calls-refused", fault: "calls-accepted", description: "Jingle and Jingle Message Initiation are refused (unsupported calls)", check: callsRefused },
-  { name: "privacy-queries-refused", fault: "privacy-leak", description: "vCard, last activity, version, time, avatar and nick queries answer service-unavailable", check: privacyQueriesRefused },
+  { name: "group-invites-refused", fault: "group-invite-accepted", description: "direct and mediated MUC invitations are refused (unsupported groups)", check: groupInvitesRefused },
+  { name: "groups-refused", fault: "groups-accepted", description: "groupchat messages, MUC joins and MIX are refused (unsupported groups)", check: groupsRefused },
+  { name: "calls-refused", fault: "jingle-accepted", description: "Jingle and Jingle Message Initiation are refused (unsupported calls); the fault also lets the server forward Jingle to the user's device", check: callsRefused },
+  { name: "vcard-queries-refused", fault: "vcard-served", description: "vcard-temp and vCard4 queries (IQ and PEP) answer service-unavailable", check: vcardQueriesRefused },
+  { name: "avatar-queries-refused", fault: "avatar-served", description: "avatar and nick PEP queries answer service-unavailable", check: avatarQueriesRefused },
+  { name: "activity-queries-refused", fault: "activity-served", description: "last activity, software version and time queries answer service-unavailable", check: activityQueriesRefused },
   { name: "no-presence-across", fault: "presence-leak", description: "presence between G and P is dropped", check: noPresenceAcross },
   { name: "encryption-required", fault: "plaintext-accepted", description: "a <body> without OMEMO <encrypted/>, or one other than the fixed notice beside it, is refused with encryption-required", check: encryptionRequired },
 ];

@@ -20,6 +20,8 @@ export interface RoutableSession extends BoundSession {
 
 /** Test hooks (XEP-0050 nodes under urn:x-tpc:1:test:) addressed to a bare JID go to the user's client. */
 export const TEST_HOOK_NODE_PREFIX = `${NS.tpcTest}:`;
+const VCARD_NS = "vcard-temp";
+const LAST_NS = "jabber:iq:last";
 const MAX_OFFLINE_MESSAGES = 10_000;
 const DELAY_NS = "urn:xmpp:delay";
 const PING_NS = "urn:xmpp:ping";
@@ -209,7 +211,7 @@ function serverIq(ctx: ServerContext, session: BoundSession, iq: Element, to: "s
     case NS.discoInfo:
       if (type !== "get") break;
       if (payload.attrs.node !== undefined) return serverError(ctx, iq, { type: "cancel", condition: "item-not-found" });
-      return iqResult(iq, to === "server" ? serverInfo() : accountInfo(true));
+      return iqResult(iq, to === "server" ? serverInfo() : accountInfo(true, hasFault(ctx, "disco-advertises-muc")));
     case NS.discoItems:
       if (type !== "get") break;
       if (payload.attrs.node !== undefined) return serverError(ctx, iq, { type: "cancel", condition: "item-not-found" });
@@ -231,6 +233,14 @@ function serverIq(ctx: ServerContext, session: BoundSession, iq: Element, to: "s
       return serverError(ctx, iq, { type: "cancel", condition: "not-allowed", text: "this server keeps no rosters" });
     case NS.session:
       return iqResult(iq);
+    case VCARD_NS:
+      // XEP-0054: a user sets and reads its own vCard.
+      if (payload.name !== "vCard") break;
+      if (type === "set") {
+        session.account.vcard = cloneElement(payload);
+        return iqResult(iq);
+      }
+      return iqResult(iq, session.account.vcard ? cloneElement(session.account.vcard) : xml("vCard", { xmlns: VCARD_NS }));
     case NS.bind:
       return serverError(ctx, iq, { type: "cancel", condition: "not-allowed", text: "a resource is bound already" });
   }
@@ -253,7 +263,23 @@ function onBehalf(ctx: ServerContext, owner: Account, iq: Element): Element | nu
   }
   if (iq.attrs.type === "get" && (xmlns === NS.discoInfo || xmlns === NS.discoItems)) {
     if (payload.attrs.node !== undefined) return serverError(ctx, iq, { type: "cancel", condition: "item-not-found" });
-    return iqResult(iq, xmlns === NS.discoInfo ? accountInfo(false) : accountItems());
+    return iqResult(iq, xmlns === NS.discoInfo ? accountInfo(false, hasFault(ctx, "disco-advertises-muc")) : accountItems());
+  }
+  // XEP-0054 §3.1 and XEP-0012 §4: the server answers a user's vCard and last activity itself. The
+  // TPC/1 policy keeps both from gatekeeper users before they get here (faults vcard-served, activity-served).
+  if (iq.attrs.type === "get" && xmlns === VCARD_NS && payload.name === "vCard") {
+    return iqResult(iq, owner.vcard ? cloneElement(owner.vcard) : xml("vCard", { xmlns: VCARD_NS }));
+  }
+  if (iq.attrs.type === "get" && xmlns === LAST_NS && payload.name === "query") {
+    const online = ctx.sessions.available(`${owner.username}@${ctx.domain}`).length > 0;
+    return online ? iqResult(iq, xml("query", { xmlns: LAST_NS, seconds: "0" })) : serverError(ctx, iq, SERVICE_UNAVAILABLE);
+  }
+  // fault jingle-accepted: calls pass the policy, and the server hands them to the user's device
+  if (ctx.faults.has("jingle-accepted") && xmlns === NS.jingle) {
+    const resource = ctx.sessions.available(`${owner.username}@${ctx.domain}`)[0];
+    if (!resource) return serverError(ctx, iq, SERVICE_UNAVAILABLE);
+    resource.send(iq);
+    return null;
   }
   if (xmlns === NS.pubsub || xmlns === NS.pubsubOwner) return handlePepVisitor(ctx, owner, iq, payload);
   return notUnderstood(ctx, iq);
