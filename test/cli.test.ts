@@ -87,3 +87,54 @@ describe("chatconform CLI", function () {
     assert.ok(existsSync(path.join(out, "latest", "report.json")));
   });
 });
+
+describe("chatconform reporters (CLI)", function () {
+  this.timeout(150_000);
+
+  it("an unknown reporter or reporter option is a usage error (exit 3) before anything runs", () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    const unknown = cli(["run", "--out", out, "--reporter", "console,tap"]);
+    assert.equal(unknown.code, 3);
+    assert.match(unknown.stderr, /unknown reporter "tap": use console, json, junit, html, markdown, or a path to a module/);
+    const option = cli(["run", "--out", out, "--reporter", "junit:colour=red"]);
+    assert.equal(option.code, 3);
+    assert.match(option.stderr, /unknown option "colour" for junit/);
+    assert.deepEqual(readdirSync(out), [], "no run directory");
+  });
+
+  it("run --reporter junit,html,markdown writes every artifact; report render gives the same from report.json", () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    const result = cli(["run", "--out", out, "--partner-mutant", "plaintext-accepted", "--case", "encryption/plaintext-refused,encryption/text-roundtrip", "--reporter", "junit,html,markdown"]);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    // No console reporter: stdout stays empty, the verdict line goes to stderr.
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^non-compliant — .*report\.json$/m);
+    const dir = path.join(out, "latest");
+    assert.deepEqual(readdirSync(dir).sort(), ["report.html", "report.json", "report.junit.xml", "report.md"]);
+
+    const junit = readFileSync(path.join(dir, "report.junit.xml"), "utf8");
+    assert.match(junit, /<property name="verdict" value="non-compliant"\/>/);
+    assert.match(junit, /<testcase name="encryption\/plaintext-refused" classname="encryption" time="[\d.]+" file="cases\/encryption\/plaintext-refused\.yaml">\s*<failure message="ENC-14: expected /);
+    assert.match(readFileSync(path.join(dir, "report.md"), "utf8"), /^## ❌ TPC\/1 conformance: \*\*non-compliant\*\*[\s\S]*\| \*\*ENC-14\*\* \| MUST \| `encryption\/plaintext-refused` \| expected /);
+    const html = readFileSync(path.join(dir, "report.html"), "utf8");
+    assert.match(html, /data-verdict="non-compliant"/);
+    assert.doesNotMatch(html, /<password>(?!\[redacted\])/);
+
+    // Through a pipe: nothing may be lost when the process exits right after writing.
+    assert.equal(cli(["report", "render", path.join(dir, "report.json"), "--format", "html"]).stdout, html);
+    const htmlAgain = path.join(out, "again.html");
+    const rendered = cli(["report", "render", path.join(dir, "report.json"), "--format", "html", "--output", htmlAgain]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.equal(readFileSync(htmlAgain, "utf8"), html);
+    const markdown = cli(["report", "render", path.join(dir, "report.json"), "--format", "markdown"]);
+    assert.equal(markdown.stdout, readFileSync(path.join(dir, "report.md"), "utf8").replace(/\n\nFull report: .*\n$/, "\n"));
+    const junitAgain = path.join(out, "again.xml");
+    assert.equal(cli(["report", "render", path.join(dir, "report.json"), "--format", "junit", "--output", junitAgain]).code, 0);
+    assert.equal(readFileSync(junitAgain, "utf8"), junit);
+    const bad = cli(["report", "render", path.join(dir, "report.json"), "--format", "pdf"]);
+    assert.equal(bad.code, 3);
+    assert.match(bad.stderr, /unknown format "pdf"/);
+    assert.equal(cli(["report", "render", path.join(out, "missing.json"), "--format", "html"]).code, 3);
+    assert.equal(cli(["report", "render", path.join(dir, "report.json")]).code, 3, "--format is required");
+  });
+});

@@ -7,5 +7,15 @@ process.on("unhandledRejection", (reason) => {
   process.exit(EXIT.internal);
 });
 
+/** Resolves once everything written to the stream so far has been handed to the OS (a pipe may be slow). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve();
+    stream.write("", () => resolve());
+  });
+}
+
 const code = await main(process.argv.slice(2));
+// process.exit drops what a pipe has not taken yet (e.g. `report render … | wc -c` got 128 KiB).
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(code);

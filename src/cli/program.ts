@@ -16,12 +16,20 @@ import type { EndpointConfig } from "../config/config.ts";
 import { UnknownMutantError, startReferencePartner } from "../partner/index.ts";
 import type { ReferencePartner } from "../partner/index.ts";
 import { MUTANTS } from "../partner/mutants.ts";
-import { createConsoleReporter } from "../report/console.ts";
-import { createJsonReporter } from "../report/json.ts";
+import { DEFAULT_REPORTERS, ReporterError, createReporters, parseReporterList, resolveReporters } from "../report/reporters.ts";
 import { runSelftest } from "../runner/selftest.ts";
 import { SUITE, runSuite } from "../runner/suite.ts";
 import { eligibilityCommand } from "./eligibility.ts";
 import type { EligibilityFlags } from "./eligibility.ts";
+import { reportRenderCommand } from "./report-render.ts";
+import type { ReportRenderFlags } from "./report-render.ts";
+import { writeBundle } from "../report/bundle.ts";
+import { SigningKeyError, loadSigningKey } from "../report/signing.ts";
+import type { SigningKey } from "../report/signing.ts";
+import { shellJoin } from "../runner/evidence.ts";
+import { MAX_SEED } from "../runner/seed.ts";
+import { keygenCommand } from "./keygen.ts";
+import { verifyCommand } from "./verify.ts";
 
 export const EXIT = { ok: 0, nonCompliant: 1, incomplete: 2, badInput: 3, internal: 4, interruptedTwice: 130 } as const;
 
@@ -33,6 +41,12 @@ const err = (line = "") => process.stderr.write(`${line}\n`);
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError("must be a whole number from 1 to 64");
+  return n;
+}
+
+function seedArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n > MAX_SEED) throw new InvalidArgumentError(`must be a whole number from 0 to ${MAX_SEED}`);
   return n;
 }
 
@@ -88,6 +102,9 @@ interface RunFlags {
   quiet?: boolean;
   verbose?: boolean;
   color?: boolean;
+  reporter?: string[];
+  seed?: number;
+  sign?: string;
 }
 
 async function runCommand(flags: RunFlags): Promise<number> {
@@ -100,6 +117,25 @@ async function runCommand(flags: RunFlags): Promise<number> {
     throw e;
   }
   if (flags.partnerMutant && (flags.endpoint || flags.config)) throw new UsageError("--partner-mutant runs the built-in reference partner; it cannot be combined with --endpoint or --config");
+  // Reporters are checked (modules imported) before the run, so a bad --reporter costs no run.
+  let reporterList;
+  try {
+    reporterList = await resolveReporters(parseReporterList(flags.reporter ?? [...DEFAULT_REPORTERS]));
+  } catch (e) {
+    if (e instanceof ReporterError) throw new UsageError(e.message);
+    throw e;
+  }
+  // The signing key is checked before the run, so a bad --sign costs no run.
+  let signingKey: SigningKey | undefined;
+  if (flags.sign) {
+    try {
+      signingKey = loadSigningKey(flags.sign);
+    } catch (e) {
+      if (e instanceof SigningKeyError) throw new UsageError(e.message);
+      throw e;
+    }
+    for (const warning of signingKey.warnings) err(`chatconform: warning: ${warning}`);
+  }
   let config: EndpointConfig;
   let partner: ReferencePartner | undefined;
   let endpointDescription: string;
@@ -133,8 +169,10 @@ async function runCommand(flags: RunFlags): Promise<number> {
 
   const base = path.resolve(flags.out);
   const dir = timestampDir(base);
-  const json = createJsonReporter({ outDir: dir, secrets: configSecrets(config) });
   try {
+    const reporters = await createReporters(reporterList, { outDir: dir, secrets: configSecrets(config), quiet: flags.quiet, verbose: flags.verbose, color: flags.color === false ? false : undefined }).catch((e: unknown) => {
+      throw e instanceof ReporterError ? new UsageError(e.message) : e;
+    });
     const result = await runSuite({
       config,
       endpointDescription,
@@ -145,16 +183,19 @@ async function runCommand(flags: RunFlags): Promise<number> {
       filters: selection.filters,
       jobs: flags.jobs,
       mutant: flags.partnerMutant,
-      command: ["chatconform", ...process.argv.slice(2)].join(" "),
+      command: shellJoin(["chatconform", ...process.argv.slice(2)]),
+      seed: flags.seed,
       signal: controller.signal,
-      attach: (events) => {
-        json.attach(events);
-        if (!flags.quiet) createConsoleReporter({ out: process.stdout, color: flags.color === false ? false : undefined, verbose: flags.verbose, reportPath: path.join(dir, "report.json") }).attach(events);
-      },
+      attach: (events) => reporters.attach(events),
     });
-    await json.done;
+    await reporters.done();
+    if (signingKey) {
+      const bundle = writeBundle({ runDir: dir, key: signingKey, secrets: configSecrets(config) });
+      if (!flags.quiet) out(`Bundle: ${bundle.dir} (${bundle.files.length} files, signed with key ${signingKey.keyId})`);
+    }
     pointLatest(base, dir);
-    if (flags.quiet) out(`${result.verdict} — ${path.join(dir, "report.json")}`);
+    // The console reporter prints the verdict (quiet or not); without it, stdout stays the reporters' own.
+    if (!reporters.hasConsole) err(`${result.verdict} — ${reporters.reportPath}`);
     return exitCodeFor(result.verdict);
   } finally {
     process.off("SIGINT", sigint);
@@ -291,6 +332,9 @@ export function buildProgram(): Command {
     .option("--quiet", "print only the verdict line")
     .option("--verbose", "print full stanzas on failures")
     .option("--no-color", "no colours")
+    .option("--reporter <list>", "reporters, comma-separated, repeatable: console, json, junit, html, markdown, or a module path; options as NAME:KEY=VALUE (docs/reports.md); default console,json", collect)
+    .option("--seed <n>", "seed of the run's non-cryptographic choices (shuffles, prekey picks, phone digits); replays a recorded run", seedArg)
+    .option("--sign <keyfile>", "write a signed bundle to <run dir>/bundle/ with this Ed25519 private key (chatconform keygen)")
     .action(async (flags: RunFlags) => {
       process.exitCode = await runCommand(flags);
     });
@@ -318,6 +362,30 @@ export function buildProgram(): Command {
     .option("--json", "JSON output")
     .action((numbers: string[], flags: EligibilityFlags) => {
       process.exitCode = eligibilityCommand(numbers, flags, { out, err });
+    });
+  program.command("keygen")
+    .description("make an Ed25519 key pair for run --sign (the private key with mode 0600)")
+    .option("--out <dir>", "directory for chatconform-signing.key and chatconform-signing.pub", ".")
+    .action((flags: { out: string }) => {
+      process.exitCode = keygenCommand(flags, { out, err });
+    });
+  program.command("verify")
+    .description("check a signed bundle: signature, every file's hash, no file added or removed, the verdict recomputed")
+    .argument("<bundle>", "the bundle directory, or the run directory that holds it (reports/latest)")
+    .option("--pubkey <file>", "the signer's public key; without it only integrity is proven, not origin")
+    .action((bundle: string, flags: { pubkey?: string }) => {
+      process.exitCode = verifyCommand(bundle, flags, { out, err });
+    });
+  const report = program.command("report").description("work with report.json files");
+  report.command("render")
+    .description("render a report.json again as html, junit or markdown, without re-running")
+    .argument("<report>", "a report.json, e.g. reports/latest/report.json")
+    .requiredOption("--format <format>", "html, junit or markdown, with options as in --reporter (junit:transcript=all), or a module exporting render()")
+    .option("-o, --output <file>", "where to write; - for stdout (default)")
+    .action(async (file: string, flags: ReportRenderFlags) => {
+      // Resolves once the text is handed to the OS: main() exits right after, and a pipe would lose the rest.
+      const write = (text: string) => new Promise<void>((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+      process.exitCode = await reportRenderCommand(file, flags, { write, err });
     });
   program.command("lint").description("validate case files").argument("[files...]", "case files (default: the whole catalogue)").action((files: string[]) => {
     process.exitCode = lintCommand(files);

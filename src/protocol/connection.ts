@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import net from "node:net";
 import tls from "node:tls";
-import { randomBytes } from "node:crypto";
+import { X509Certificate, createHash, randomBytes } from "node:crypto";
 import { StreamParser } from "./stream-parser.ts";
 import { ScramClient } from "./scram.ts";
 import { StanzaError } from "./stanza-error.ts";
@@ -112,6 +112,41 @@ function tlsFailure(err: NodeJS.ErrnoException, servername: string): ConnectionE
   return new ConnectionError("tls", `TLS handshake failed: ${err.message}`);
 }
 
+/** The certificate a TLS peer presented, as recorded in a run's evidence. */
+export interface PeerCertificateInfo {
+  /** SHA-256 of the leaf certificate's DER bytes, lowercase hex (openssl's -fingerprint -sha256 without colons). */
+  sha256: string;
+  subject: string;
+  issuer: string;
+  /** ISO 8601. */
+  validFrom: string;
+  validTo: string;
+  /** Negotiated protocol, e.g. TLSv1.3. */
+  protocol: string | null;
+  /** The certificate verified against the trust the connection was given. */
+  authorized: boolean;
+}
+
+/** Read the peer's leaf certificate of an established TLS socket; null when it presented none. */
+export function describePeerCertificate(socket: tls.TLSSocket): PeerCertificateInfo | null {
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.raw || peer.raw.length === 0) return null;
+  const cert = new X509Certificate(peer.raw);
+  const iso = (date: string) => {
+    const parsed = new Date(date);
+    return Number.isNaN(parsed.getTime()) ? date : parsed.toISOString();
+  };
+  return {
+    sha256: createHash("sha256").update(peer.raw).digest("hex"),
+    subject: cert.subject.split("\n").join(", "),
+    issuer: cert.issuer.split("\n").join(", "),
+    validFrom: iso(cert.validFrom),
+    validTo: iso(cert.validTo),
+    protocol: socket.getProtocol(),
+    authorized: socket.authorized,
+  };
+}
+
 interface Waiter {
   match: (el: Element) => boolean;
   resolve: (el: Element) => void;
@@ -134,6 +169,8 @@ export class XmppConnection extends EventEmitter<ConnectionEvents> {
   jid = "";
   features: Element | null = null;
   secure = false;
+  /** The endpoint's certificate, captured when TLS is established (direct TLS or STARTTLS). */
+  peerCertificate: PeerCertificateInfo | null = null;
   authenticated = false;
   closed = false;
   private socket: net.Socket;
@@ -183,6 +220,7 @@ export class XmppConnection extends EventEmitter<ConnectionEvents> {
       });
     });
     const connection = new XmppConnection(options, socket, secure);
+    if (secure) connection.peerCertificate = describePeerCertificate(socket as tls.TLSSocket);
     try {
       await connection.openStream();
     } catch (err) {
@@ -259,6 +297,7 @@ export class XmppConnection extends EventEmitter<ConnectionEvents> {
     });
     this.socket = secured;
     this.secure = true;
+    this.peerCertificate = describePeerCertificate(secured);
     this.attach(secured);
     await this.openStream();
   }

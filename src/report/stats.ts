@@ -4,7 +4,7 @@ import type { EventEmitter } from "node:events";
 import type { CaseResult, CheckResult, Requirement, RunSummary, Verdict } from "../checks/model.ts";
 import { aggregateRequirements, computeVerdict, summarize } from "../checks/verdict.ts";
 import type { AggregatedRequirement } from "../checks/verdict.ts";
-import type { RunEndInfo, RunInfo, RunnerEvents } from "../runner/events.ts";
+import type { EndpointTlsInfo, RedactedConfig, RunEndInfo, RunInfo, RunnerEvents } from "../runner/events.ts";
 
 /** Version of the report.json document; a change to its meaning or shape bumps it. */
 export const REPORT_FORMAT = 1;
@@ -17,10 +17,14 @@ export interface ReportCase extends Omit<CaseResult, "failures"> {
   failures: ReportFailure[];
 }
 
-/** report.json (format 1). src/report/report.schema.json is its schema. */
+/**
+ * report.json (format 1). src/report/report.schema.json is its schema. `suite.commit`, `run.seed`,
+ * `run.config` and `run.tls` came after the first reports of format 1: optional in the schema and
+ * here (older reports lack them), written by every run since (docs/evidence.md).
+ */
 export interface ReportDocument {
   format: typeof REPORT_FORMAT;
-  suite: { name: string; version: string };
+  suite: { name: string; version: string; commit?: string };
   profile: { id: string; version: string };
   run: {
     command: string;
@@ -31,6 +35,9 @@ export interface ReportDocument {
     mutant?: string;
     policy: string;
     endpointDescription: string;
+    seed?: number;
+    config?: RedactedConfig;
+    tls?: EndpointTlsInfo;
   };
   endpoint: string;
   startedAt: string;
@@ -141,7 +148,7 @@ export function buildReport(runInfo: RunInfo, requirements: readonly Requirement
   const { suite, profile } = runInfo;
   return {
     format: REPORT_FORMAT,
-    suite: { name: suite.name, version: suite.version },
+    suite: { name: suite.name, version: suite.version, commit: suite.commit ?? "unknown" },
     profile: { id: profile.id, version: profile.version },
     run: {
       command: runInfo.command,
@@ -152,6 +159,9 @@ export function buildReport(runInfo: RunInfo, requirements: readonly Requirement
       ...(runInfo.mutant !== undefined ? { mutant: runInfo.mutant } : {}),
       policy: runInfo.policy,
       endpointDescription: runInfo.endpointDescription,
+      ...(runInfo.seed !== undefined ? { seed: runInfo.seed } : {}),
+      ...(runInfo.config !== undefined ? { config: structuredClone(runInfo.config) } : {}),
+      ...(runInfo.tls !== undefined ? { tls: { ...runInfo.tls } } : {}),
     },
     endpoint: runInfo.endpoint,
     startedAt: runInfo.startedAt,

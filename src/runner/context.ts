@@ -12,6 +12,8 @@ import { Element, bareJid } from "../protocol/xml.ts";
 import { classifyNumber } from "../eligibility/classify.ts";
 import { CONTENT_INVARIANTS, STANZA_INVARIANTS } from "../checks/invariants.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
+import { randomSeed, seededRandom } from "./seed.ts";
+import type { SeededRandom } from "./seed.ts";
 
 /** A check failed: the case stops here with status fail. */
 export class CheckFailed extends Error {
@@ -135,9 +137,9 @@ export class Actor {
   }
 }
 
-/** Fill `#` placeholders of a phone pattern with random digits. */
-export function expandPhone(pattern: string): string {
-  return pattern.replace(/#/g, () => String(randomBytes(1)[0]! % 10));
+/** Fill `#` placeholders of a phone pattern with digits drawn from `random` (the case's "phone" stream). */
+export function expandPhone(pattern: string, random: SeededRandom = seededRandom(randomSeed(), "phone")): string {
+  return pattern.replace(/#/g, () => String(random.int(10)));
 }
 
 export class CaseContext {
@@ -163,15 +165,34 @@ export class CaseContext {
    */
   readonly claimedPreKeys: Set<string>;
 
-  constructor(readonly caseDef: CaseDefinition, readonly config: EndpointConfig, claimedPreKeys: Set<string> = new Set()) {
+  /** The run seed (RunInfo.seed); a context made without one draws its own. */
+  readonly seed: number;
+  private readonly streams = new Map<string, SeededRandom>();
+
+  constructor(readonly caseDef: CaseDefinition, readonly config: EndpointConfig, claimedPreKeys: Set<string> = new Set(), seed: number = randomSeed()) {
     this.claimedPreKeys = claimedPreKeys;
+    this.seed = seed;
   }
 
-  /** Pick a random one-time prekey of a peer device that no case of this run has used. */
+  /** This case's stream of seeded choices for one purpose ("phone", "prekey", "burst"); the same object on every call. */
+  random(purpose: string): SeededRandom {
+    let stream = this.streams.get(purpose);
+    if (!stream) {
+      stream = seededRandom(this.seed, `${this.caseDef.id}/${purpose}`);
+      this.streams.set(purpose, stream);
+    }
+    return stream;
+  }
+
+  /**
+   * Pick a one-time prekey of a peer device that no case of this run has used, with the case's
+   * "prekey" stream. The candidates are sorted, so the choice depends on the seed and the free ids,
+   * not on the order the bundle lists them in.
+   */
   claimPreKey(jid: string, deviceId: number, available: number[]): number | undefined {
-    const free = available.filter((id) => !this.claimedPreKeys.has(`${jid}:${deviceId}:${id}`));
+    const free = available.filter((id) => !this.claimedPreKeys.has(`${jid}:${deviceId}:${id}`)).sort((a, b) => a - b);
     if (free.length === 0) return undefined;
-    const chosen = free[randomBytes(4).readUInt32BE() % free.length]!;
+    const chosen = free[this.random("prekey").int(free.length)]!;
     this.claimedPreKeys.add(`${jid}:${deviceId}:${chosen}`);
     return chosen;
   }

@@ -136,7 +136,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     const unmet = unmetNeed(caseDef, config, staticCount);
     if (unmet) return this.emptyResult(caseDef, "not-tested", unmet);
 
-    const ctx = new CaseContext(caseDef, config, this.claimedPreKeys);
+    const ctx = new CaseContext(caseDef, config, this.claimedPreKeys, this.options.runInfo.seed);
     const borrowed: { pool: AccountPool; account: StaticAccount }[] = [];
     let status: CaseStatus = "pass";
     let reason: string | undefined;
@@ -157,7 +157,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
           const slug = caseDef.id.split("/")[1]!.slice(0, 24);
           const prefix = spec.testPrefix === false ? "user-" : config.accounts.prefix;
           account = { username: `${prefix}${slug}-${name}-${randomBytes(3).toString("hex")}`, password: randomBytes(12).toString("base64url") };
-          phone = expandPhone(spec.phone ?? DEFAULT_PHONE);
+          phone = expandPhone(spec.phone ?? DEFAULT_PHONE, ctx.random("phone"));
         }
         ctx.secrets.push(account.password);
         const actor = new Actor(name, spec, phone, account, config.domain);

@@ -13,6 +13,7 @@ import { StanzaError, describeStanzaError, parseStanzaError } from "../protocol/
 import { ENCRYPTED_NOTICE, Element, NS, bareJid, parseXml, xml } from "../protocol/xml.ts";
 import { Actor, CaseContext, NotTested } from "./context.ts";
 import type { ActorDevice, Decryption, InboxItem } from "./context.ts";
+import type { SeededRandom } from "./seed.ts";
 
 type Params = Record<string, unknown>;
 export type StepHandler = (ctx: CaseContext, params: Params) => Promise<void>;
@@ -392,16 +393,26 @@ const replay: StepHandler = async (ctx, p) => {
   if (entry) entry.note = `exact replay of ${p.ref}`;
 };
 
+/**
+ * An IQ answer resolves at once, while encrypted messages that arrived before it may still be
+ * decrypting: wait for them, so that the inbox holds everything received before the answer.
+ */
+async function decrypted(actor: Actor): Promise<void> {
+  for (const device of actor.devices) await device.decryptQueue;
+}
+
 async function runBarrier(ctx: CaseContext, actor: Actor, via: string, to = "reflector"): Promise<number> {
   const device = actor.connected(0);
   if (via === "hook") {
     // The hook IQ travels the same stream and the reflector answers stanzas in order.
     const outcome = await callHook(ctx, actor, "state");
     if (outcome.error) throw new Error(`barrier hook state failed: ${outcome.error.message}`);
+    await decrypted(actor);
     return outcome.seq ?? 0;
   }
   if (via === "ping") {
     const result = await device.conn.iq(xml("iq", { type: "get", to: ctx.config.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    await decrypted(actor);
     return ctx.entryOf(result)?.seq ?? 0;
   }
   const label = `barrier-${randomBytes(3).toString("hex")}`;
@@ -754,10 +765,11 @@ const release: StepHandler = async (ctx, p) => {
   }
 };
 
-function shuffled<T>(items: T[]): T[] {
+/** Fisher–Yates with the case's seeded "burst" stream, so a run with the same --seed sends the same order. */
+export function shuffled<T>(items: T[], random: SeededRandom): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
-    const j = randomBytes(4).readUInt32BE() % (i + 1);
+    const j = random.int(i + 1);
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
@@ -770,7 +782,7 @@ const burst: StepHandler = async (ctx, p) => {
   for (const [i, label] of labels.entries()) {
     await send(ctx, { actor: p.actor, to: p.to, kind: "text", text: `message ${i + 1} of ${count}`, as: label, hold: true });
   }
-  const order = p.order === "shuffled" ? shuffled(labels) : p.order === "reversed" ? [...labels].reverse() : labels;
+  const order = p.order === "shuffled" ? shuffled(labels, ctx.random("burst")) : p.order === "reversed" ? [...labels].reverse() : labels;
   await release(ctx, { actor: p.actor, refs: order });
   ctx.labels.set(`${p.as as string}-order`, { type: "hook", json: order });
 };

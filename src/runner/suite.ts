@@ -9,6 +9,8 @@ import { PROFILE } from "../checks/requirements.ts";
 import { aggregateRequirements, computeVerdict, summarize } from "../checks/verdict.ts";
 import type { RunnerEvents, RunInfo } from "./events.ts";
 import { Runner } from "./runner.ts";
+import { gitCommit, probeEndpointTls, redactConfig } from "./evidence.ts";
+import { isSeed, randomSeed, MAX_SEED } from "./seed.ts";
 
 const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
 export const SUITE = { name: packageJson.name, version: packageJson.version };
@@ -25,6 +27,8 @@ export interface SuiteRunOptions {
   jobs?: number;
   mutant?: string;
   command?: string;
+  /** Seed of the run's non-cryptographic choices (0 … 2^32-1); default: a fresh random one. Recorded either way. */
+  seed?: number;
   signal?: AbortSignal;
   /** Reporters subscribe here before the run starts. */
   attach?: (events: EventEmitter<RunnerEvents>) => void;
@@ -40,19 +44,25 @@ export interface SuiteRunResult {
 }
 
 export async function runSuite(options: SuiteRunOptions): Promise<SuiteRunResult> {
+  if (options.seed !== undefined && !isSeed(options.seed)) throw new RangeError(`seed ${options.seed} is not an integer from 0 to ${MAX_SEED}`);
+  const startedAt = new Date().toISOString();
   const runInfo: RunInfo = {
-    suite: SUITE,
+    suite: { ...SUITE, commit: gitCommit() },
     profile: PROFILE,
     endpoint: options.config.service,
     endpointDescription: options.endpointDescription,
     mutant: options.mutant,
     policy: options.config.policy,
-    startedAt: new Date().toISOString(),
+    startedAt,
     command: options.command ?? "",
     caseSetSha256: caseSetSha256(options.allCases),
     selection: { total: options.allCases.length, selected: options.selected.length, filters: options.filters ?? [] },
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
+    seed: options.seed ?? randomSeed(),
+    config: redactConfig(options.config),
+    // One extra connection before the cases: the certificate the endpoint presents to the suite.
+    tls: await probeEndpointTls(options.config),
   };
   const runner = new Runner({
     config: options.config,
