@@ -138,3 +138,19 @@ describe("chatconform reporters (CLI)", function () {
     assert.equal(cli(["report", "render", path.join(dir, "report.json")]).code, 3, "--format is required");
   });
 });
+
+describe("chatconform CI commands (CLI)", function () {
+  this.timeout(60_000);
+
+  it("diff and merge are commands; misuse of them, --shard and --expect exits 3 (test/ci-features.test.ts has the rest)", () => {
+    const help = cli(["--help"]);
+    assert.match(help.stdout, /^\s+diff \[options\] <old> <new>/m);
+    assert.match(help.stdout, /^\s+merge \[options\] <reports\.\.\.>/m);
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    assert.equal(cli(["run", "--out", out, "--shard", "3/2"]).code, 3);
+    assert.equal(cli(["run", "--out", out, "--expect", path.join(out, "no-such-list.yaml")]).code, 3);
+    assert.deepEqual(readdirSync(out), [], "no run directory");
+    assert.equal(cli(["diff", path.join(out, "only-one.json")]).code, 3);
+    assert.equal(cli(["merge"]).code, 3);
+  });
+});

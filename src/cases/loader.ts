@@ -248,6 +248,7 @@ export function loadCases(requirements: Requirement[], files: string[] = listCas
 /** sha256 over the sorted (id, sha256) pairs: names the exact case set a report was made from. */
 export function caseSetSha256(cases: CaseDefinition[]): string {
   const hash = createHash("sha256");
-  for (const c of [...cases].sort((a, b) => a.id.localeCompare(b.id))) hash.update(`${c.id} ${c.sha256}\n`);
+  // Plain code-unit order, not localeCompare: the hash must not depend on the machine's locale.
+  for (const c of [...cases].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) hash.update(`${c.id} ${c.sha256}\n`);
   return hash.digest("hex");
 }

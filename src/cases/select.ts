@@ -1,14 +1,50 @@
 // Case selection: --case, --grep, --tag and --shard all narrow the same list; what is left out is `skip`.
 import type { CaseDefinition } from "./loader.ts";
 
+/** One part of a deterministic split of the selected cases: `index` of `count`, 1-based (`--shard 2/4`). */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
 export interface Selection {
   /** Exact ids, or prefixes ending in "/" or "*" (e.g. "encryption/", "encryption/bundle-*"). */
   cases?: string[];
   grep?: string;
   tags?: string[];
+  /** Run only this shard of what the filters above select. */
+  shard?: Shard;
 }
 
 export class SelectionError extends Error {}
+
+/** The most shards a run may be split into. */
+export const MAX_SHARDS = 1000;
+
+/** Parse `i/n` (1 ≤ i ≤ n ≤ 1000). */
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || count > MAX_SHARDS || index < 1 || index > count) {
+    throw new SelectionError(`--shard ${text}: must be i/n with 1 ≤ i ≤ n ≤ ${MAX_SHARDS} (e.g. 2/4)`);
+  }
+  return { index, count };
+}
+
+/** Code-unit order: the same on every machine, whatever the locale. */
+const byIdCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The shard (1-based) of each of `ids` when they are split `count` ways: sorted by id, dealt
+ * round-robin (the first id to shard 1, the second to shard 2, …). It depends only on the set of
+ * ids, not on their order, --jobs or the file system; every id is in exactly one shard, and the
+ * shards differ in size by at most one.
+ */
+export function assignShards(ids: readonly string[], count: number): Map<string, number> {
+  const sorted = [...new Set(ids)].sort(byIdCodeUnits);
+  return new Map(sorted.map((id, k) => [id, (k % count) + 1]));
+}
 
 function idMatches(id: string, pattern: string): boolean {
   if (pattern.endsWith("*")) return id.startsWith(pattern.slice(0, -1));
@@ -16,7 +52,15 @@ function idMatches(id: string, pattern: string): boolean {
   return id === pattern;
 }
 
-export function selectCases(all: CaseDefinition[], selection: Selection): { selected: CaseDefinition[]; skipped: { case: CaseDefinition; reason: string }[]; filters: string[] } {
+export interface SelectionResult {
+  selected: CaseDefinition[];
+  skipped: { case: CaseDefinition; reason: string }[];
+  /** The filters as given (--case, --grep, --tag); the shard is not one of them. */
+  filters: string[];
+  shard?: Shard;
+}
+
+export function selectCases(all: CaseDefinition[], selection: Selection): SelectionResult {
   let grep: RegExp | undefined;
   if (selection.grep) {
     try {
@@ -28,18 +72,30 @@ export function selectCases(all: CaseDefinition[], selection: Selection): { sele
   for (const pattern of selection.cases ?? []) {
     if (!all.some((c) => idMatches(c.id, pattern))) throw new SelectionError(`--case ${pattern}: no case has that id (see chatconform list)`);
   }
+  const { shard } = selection;
+  if (shard && !(Number.isInteger(shard.index) && Number.isInteger(shard.count) && shard.count >= 1 && shard.count <= MAX_SHARDS && shard.index >= 1 && shard.index <= shard.count)) {
+    throw new SelectionError(`--shard ${shard.index}/${shard.count}: must be i/n with 1 ≤ i ≤ n ≤ ${MAX_SHARDS}`);
+  }
   const filters: string[] = [];
   if (selection.cases?.length) filters.push(`--case ${selection.cases.join(",")}`);
   if (selection.grep) filters.push(`--grep ${selection.grep}`);
   if (selection.tags?.length) filters.push(`--tag ${selection.tags.join(",")}`);
-  const selected: CaseDefinition[] = [];
+  const matched: CaseDefinition[] = [];
   const skipped: { case: CaseDefinition; reason: string }[] = [];
   for (const c of all) {
     const byCase = !selection.cases?.length || selection.cases.some((p) => idMatches(c.id, p));
     const byGrep = !grep || grep.test(c.id) || grep.test(c.title);
     const byTag = !selection.tags?.length || selection.tags.some((t) => c.tags.includes(t));
-    if (byCase && byGrep && byTag) selected.push(c);
+    if (byCase && byGrep && byTag) matched.push(c);
     else skipped.push({ case: c, reason: `filtered out by ${filters.join(" ")}` });
   }
-  return { selected, skipped, filters };
+  if (!shard) return { selected: matched, skipped, filters };
+  const shards = assignShards(matched.map((c) => c.id), shard.count);
+  const selected: CaseDefinition[] = [];
+  for (const c of matched) {
+    const k = shards.get(c.id)!;
+    if (k === shard.index) selected.push(c);
+    else skipped.push({ case: c, reason: `in shard ${k}/${shard.count}, not in this run's --shard ${shard.index}/${shard.count}` });
+  }
+  return { selected, skipped, filters, shard: { index: shard.index, count: shard.count } };
 }

@@ -8,7 +8,8 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { stringify as toYaml } from "yaml";
 import { CaseLoadError, DEFAULT_CASES_DIR, formatProblem, listCaseFiles, loadCases } from "../cases/loader.ts";
 import type { CaseDefinition } from "../cases/loader.ts";
-import { SelectionError, selectCases } from "../cases/select.ts";
+import { SelectionError, parseShard, selectCases } from "../cases/select.ts";
+import type { Shard } from "../cases/select.ts";
 import { loadRequirements } from "../checks/requirements.ts";
 import { exitCodeFor } from "../checks/verdict.ts";
 import { ConfigError, configSecrets, loadConfigFile } from "../config/config.ts";
@@ -30,6 +31,13 @@ import { shellJoin } from "../runner/evidence.ts";
 import { MAX_SEED } from "../runner/seed.ts";
 import { keygenCommand } from "./keygen.ts";
 import { verifyCommand } from "./verify.ts";
+import { ExpectationsError, exitCodeWithExpectations, exitLine, loadExpectations, outcomeLine } from "../report/expect.ts";
+import type { ExpectationList, ExpectationsRecord } from "../report/expect.ts";
+import { statsFor } from "../report/stats.ts";
+import type { StatsCollector } from "../report/stats.ts";
+import { diffCommand } from "./diff.ts";
+import { mergeCommand } from "./merge.ts";
+import type { MergeFlags } from "./merge.ts";
 
 export const EXIT = { ok: 0, nonCompliant: 1, incomplete: 2, badInput: 3, internal: 4, interruptedTwice: 130 } as const;
 
@@ -48,6 +56,15 @@ function seedArg(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n > MAX_SEED) throw new InvalidArgumentError(`must be a whole number from 0 to ${MAX_SEED}`);
   return n;
+}
+
+function shardArg(value: string): Shard {
+  try {
+    return parseShard(value);
+  } catch (e) {
+    if (e instanceof SelectionError) throw new InvalidArgumentError("must be i/n with 1 ≤ i ≤ n (e.g. 2/4)");
+    throw e;
+  }
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -105,18 +122,23 @@ interface RunFlags {
   reporter?: string[];
   seed?: number;
   sign?: string;
+  shard?: Shard;
+  expect?: string;
 }
 
 async function runCommand(flags: RunFlags): Promise<number> {
   const { cases, requirements } = loadCatalogue();
   let selection;
   try {
-    selection = selectCases(cases, { cases: flags.case, grep: flags.grep, tags: flags.tag });
+    selection = selectCases(cases, { cases: flags.case, grep: flags.grep, tags: flags.tag, shard: flags.shard });
   } catch (e) {
     if (e instanceof SelectionError) throw new UsageError(e.message);
     throw e;
   }
   if (flags.partnerMutant && (flags.endpoint || flags.config)) throw new UsageError("--partner-mutant runs the built-in reference partner; it cannot be combined with --endpoint or --config");
+  // The known failures are checked before the run (ExpectationsError: exit 3), so a bad list costs no run.
+  let expectations: ExpectationList | undefined;
+  if (flags.expect) expectations = loadExpectations(flags.expect, { caseIds: cases.map((c) => c.id), requirementIds: requirements.map((r) => r.id) });
   // Reporters are checked (modules imported) before the run, so a bad --reporter costs no run.
   let reporterList;
   try {
@@ -173,6 +195,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
     const reporters = await createReporters(reporterList, { outDir: dir, secrets: configSecrets(config), quiet: flags.quiet, verbose: flags.verbose, color: flags.color === false ? false : undefined }).catch((e: unknown) => {
       throw e instanceof ReporterError ? new UsageError(e.message) : e;
     });
+    let stats: StatsCollector | undefined;
     const result = await runSuite({
       config,
       endpointDescription,
@@ -186,7 +209,11 @@ async function runCommand(flags: RunFlags): Promise<number> {
       command: shellJoin(["chatconform", ...process.argv.slice(2)]),
       seed: flags.seed,
       signal: controller.signal,
-      attach: (events) => reporters.attach(events),
+      attach: (events) => {
+        // The shared stats collector records the shard and the known failures in report.json.
+        stats = statsFor(events).setExtras({ shard: selection.shard, expectations });
+        reporters.attach(events);
+      },
     });
     await reporters.done();
     if (signingKey) {
@@ -196,7 +223,15 @@ async function runCommand(flags: RunFlags): Promise<number> {
     pointLatest(base, dir);
     // The console reporter prints the verdict (quiet or not); without it, stdout stays the reporters' own.
     if (!reporters.hasConsole) err(`${result.verdict} — ${reporters.reportPath}`);
-    return exitCodeFor(result.verdict);
+    if (!expectations) return exitCodeFor(result.verdict);
+    // With --expect the verdict stays verdict.ts's; only the exit code takes the known failures into account.
+    const record: ExpectationsRecord | undefined = stats?.expectations();
+    const gate = { requirements: result.requirements, incomplete: result.incomplete, verdict: result.verdict, expectations: record };
+    if (!reporters.hasConsole && record) {
+      err(`known failures (${record.file}): ${outcomeLine(record)}`);
+      err(exitLine(gate));
+    }
+    return exitCodeWithExpectations(gate);
   } finally {
     process.off("SIGINT", sigint);
     process.off("SIGTERM", sigterm);
@@ -335,6 +370,8 @@ export function buildProgram(): Command {
     .option("--reporter <list>", "reporters, comma-separated, repeatable: console, json, junit, html, markdown, or a module path; options as NAME:KEY=VALUE (docs/reports.md); default console,json", collect)
     .option("--seed <n>", "seed of the run's non-cryptographic choices (shuffles, prekey picks, phone digits); replays a recorded run", seedArg)
     .option("--sign <keyfile>", "write a signed bundle to <run dir>/bundle/ with this Ed25519 private key (chatconform keygen)")
+    .option("--shard <i/n>", "run only part i of n of the selected cases (sorted by id, dealt round-robin); chatconform merge joins the parts (docs/ci.md)", shardArg)
+    .option("--expect <file>", "known failures (YAML, docs/ci.md): a listed failure does not fail the exit code; a listed case that passes does. The verdict is unchanged")
     .action(async (flags: RunFlags) => {
       process.exitCode = await runCommand(flags);
     });
@@ -387,6 +424,22 @@ export function buildProgram(): Command {
       const write = (text: string) => new Promise<void>((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
       process.exitCode = await reportRenderCommand(file, flags, { write, err });
     });
+  program.command("diff")
+    .description("compare two reports: regressed, fixed, other changes, new and removed cases and requirements; exit 1 on a regression")
+    .argument("<old>", "the earlier report.json")
+    .argument("<new>", "the later report.json")
+    .option("--json", "JSON output")
+    .action((oldFile: string, newFile: string, flags: { json?: boolean }) => {
+      process.exitCode = diffCommand(oldFile, newFile, flags, { out, err });
+    });
+  program.command("merge")
+    .description("merge the reports of the shards of a run (or of runs of disjoint selections) into one; exit as run would for it")
+    .argument("<reports...>", "report.json files")
+    .option("-o, --output <file>", "where to write the merged report.json; - for stdout (default)")
+    .action(async (files: string[], flags: MergeFlags) => {
+      const write = (text: string) => new Promise<void>((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+      process.exitCode = await mergeCommand(files, flags, { out, err, write, command: shellJoin(["chatconform", ...process.argv.slice(2)]) });
+    });
   program.command("lint").description("validate case files").argument("[files...]", "case files (default: the whole catalogue)").action((files: string[]) => {
     process.exitCode = lintCommand(files);
   });
@@ -416,7 +469,7 @@ export async function main(argv: string[]): Promise<number> {
       err(`chatconform: ${e.message}`);
       return EXIT.badInput;
     }
-    if (e instanceof ConfigError || e instanceof CaseLoadError) {
+    if (e instanceof ConfigError || e instanceof CaseLoadError || e instanceof ExpectationsError) {
       err(e.message);
       return EXIT.badInput;
     }

@@ -10,6 +10,7 @@ import type { AggregateStatus, AggregatedRequirement } from "../checks/verdict.t
 import type { RunEndInfo, RunInfo, RunnerEvents } from "../runner/events.ts";
 import { statsFor } from "./stats.ts";
 import type { StatsCollector } from "./stats.ts";
+import { exitLine, outcomeLine } from "./expect.ts";
 
 /** The part of a writable stream the reporter uses (process.stdout, a file stream, a test fake). */
 export interface OutputStream {
@@ -236,8 +237,27 @@ export function createConsoleReporter(options: ConsoleReporterOptions = {}): Con
     if (end.incomplete) write(paint.error(`Run incomplete: ${t(end.incompleteReason ?? "not every selected case ran")}`));
     const verdict = stats.verdict();
     write(`${c.bold("Verdict:")} ${paintVerdict[verdict](verdict)}`);
+    expectationLines(stats);
     if (reportPath) write(`Report: ${reportPath}`);
     for (const file of options.artifacts?.() ?? []) if (file !== reportPath) write(`Report: ${file}`);
+  }
+
+  /** With --expect: what became of each known failure, and what the exit code means beside the verdict. */
+  function expectationLines(stats: StatsCollector, brief = false): void {
+    const record = stats.expectations();
+    if (!record) return;
+    write(`${c.bold(`Known failures (${t(record.file)}):`)} ${outcomeLine(record)}`);
+    if (!brief) {
+      for (const e of record.entries) {
+        const what = `${t(e.id)}${e.until ? c.dim(` (until ${e.until})`) : ""}`;
+        if (e.outcome === "expected-and-failed") write(`  ${paint.fail("✖")} ${what}  ${c.dim(`failed, as expected — ${t(e.reason)}`)}`);
+        else if (e.outcome === "unexpectedly-passed") write(`  ${c.bold.red("!")} ${what}  ${c.bold.red("passed: remove it from the list")} ${c.dim(`(listed because: ${t(e.reason)})`)}`);
+        else if (e.outcome === "expired") write(`  ${paint["not-tested"]("⌛")} ${what}  ${paint["not-tested"](t(e.detail))}`);
+        else if (verbose) write(`  ${paint.skip("-")} ${what}  ${c.dim(t(e.detail))}`);
+      }
+    }
+    const line = exitLine({ requirements: stats.requirementResults(), incomplete: stats.incomplete(), verdict: stats.verdict(), expectations: record });
+    write(line.startsWith("exit 0") ? c.bold(line) : c.bold.red(line));
   }
 
   return {
@@ -248,7 +268,10 @@ export function createConsoleReporter(options: ConsoleReporterOptions = {}): Con
       const stats = options.stats ?? statsFor(events);
       stats.attach(events); // no-op when already subscribed; subscribed before our run:end listener
       if (quiet) {
-        events.on("run:end", () => write(`${stats.verdict()}${reportPath ? ` — ${reportPath}` : ""}`));
+        events.on("run:end", () => {
+          write(`${stats.verdict()}${reportPath ? ` — ${reportPath}` : ""}`);
+          expectationLines(stats, true);
+        });
         return;
       }
       events.on("run:start", (info) => {

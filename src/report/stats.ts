@@ -4,6 +4,9 @@ import type { EventEmitter } from "node:events";
 import type { CaseResult, CheckResult, Requirement, RunSummary, Verdict } from "../checks/model.ts";
 import { aggregateRequirements, computeVerdict, summarize } from "../checks/verdict.ts";
 import type { AggregatedRequirement } from "../checks/verdict.ts";
+import type { Shard } from "../cases/select.ts";
+import { evaluateExpectations } from "./expect.ts";
+import type { ExpectationList, ExpectationsRecord } from "./expect.ts";
 import type { EndpointTlsInfo, RedactedConfig, RunEndInfo, RunInfo, RunnerEvents } from "../runner/events.ts";
 
 /** Version of the report.json document; a change to its meaning or shape bumps it. */
@@ -17,10 +20,22 @@ export interface ReportCase extends Omit<CaseResult, "failures"> {
   failures: ReportFailure[];
 }
 
+/** One report a merged report was made from (`chatconform merge`). */
+export interface MergedRun {
+  command: string;
+  endpoint: string;
+  startedAt: string;
+  finishedAt: string;
+  seed?: number;
+  shard?: Shard;
+}
+
 /**
  * report.json (format 1). src/report/report.schema.json is its schema. `suite.commit`, `run.seed`,
  * `run.config` and `run.tls` came after the first reports of format 1: optional in the schema and
- * here (older reports lack them), written by every run since (docs/evidence.md).
+ * here (older reports lack them), written by every run since (docs/evidence.md). So are
+ * `run.selection.shard` (a run with --shard), `run.mergedFrom` (a report of `chatconform merge`)
+ * and `expectations` (a run with --expect; docs/ci.md): present only when they apply.
  */
 export interface ReportDocument {
   format: typeof REPORT_FORMAT;
@@ -31,13 +46,14 @@ export interface ReportDocument {
     node: string;
     platform: string;
     caseSetSha256: string;
-    selection: { total: number; selected: number; filters: string[] };
+    selection: { total: number; selected: number; filters: string[]; shard?: Shard };
     mutant?: string;
     policy: string;
     endpointDescription: string;
     seed?: number;
     config?: RedactedConfig;
     tls?: EndpointTlsInfo;
+    mergedFrom?: MergedRun[];
   };
   endpoint: string;
   startedAt: string;
@@ -49,7 +65,15 @@ export interface ReportDocument {
   requirements: AggregatedRequirement[];
   /** Ids of the requirements no case covers. */
   uncovered: string[];
+  /** The known failures given with --expect and what became of them; they change the exit code, never the verdict. */
+  expectations?: ExpectationsRecord;
   cases: ReportCase[];
+}
+
+/** What the CLI knows of a run beyond the runner's events: the shard it runs, the known failures. */
+export interface RunExtras {
+  shard?: Shard;
+  expectations?: ExpectationList;
 }
 
 export interface StatsCollector {
@@ -69,6 +93,10 @@ export interface StatsCollector {
   verdict(): Verdict;
   /** The report document; before run:end it describes the run so far as incomplete. Throws before run:start. */
   report(): ReportDocument;
+  /** Record the shard and the known failures in the report (call before the run ends). */
+  setExtras(extras: RunExtras): StatsCollector;
+  /** The known failures and what became of them so far; undefined without a list or before run:start. */
+  expectations(): ExpectationsRecord | undefined;
 }
 
 export function createStatsCollector(): StatsCollector {
@@ -76,6 +104,7 @@ export function createStatsCollector(): StatsCollector {
   let requirements: Requirement[] = [];
   let cases: CaseResult[] = [];
   let end: RunEndInfo | undefined;
+  let extras: RunExtras = {};
   const attached = new WeakSet<EventEmitter<RunnerEvents>>();
 
   const collector: StatsCollector = {
@@ -120,7 +149,15 @@ export function createStatsCollector(): StatsCollector {
     verdict: () => computeVerdict(aggregateRequirements(requirements, cases), { incomplete: collector.incomplete() }),
     report() {
       if (!runInfo) throw new Error("no run has started: the stats collector saw no run:start event");
-      return buildReport(runInfo, requirements, cases, end);
+      return buildReport(runInfo, requirements, cases, end, extras);
+    },
+    setExtras(next) {
+      extras = { ...next };
+      return collector;
+    },
+    expectations() {
+      if (!runInfo || !extras.expectations) return undefined;
+      return evaluateExpectations(extras.expectations, { cases, requirements: aggregateRequirements(requirements, cases), startedAt: runInfo.startedAt });
     },
   };
   return collector;
@@ -141,7 +178,7 @@ export function statsFor(events: EventEmitter<RunnerEvents>): StatsCollector {
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /** Assemble the report document; cases are sorted by id so two runs of the same set compare line by line. */
-export function buildReport(runInfo: RunInfo, requirements: readonly Requirement[], cases: readonly CaseResult[], end: RunEndInfo | undefined): ReportDocument {
+export function buildReport(runInfo: RunInfo, requirements: readonly Requirement[], cases: readonly CaseResult[], end: RunEndInfo | undefined, extras: RunExtras = {}): ReportDocument {
   const reqResults = aggregateRequirements(requirements, cases);
   const incomplete = end?.incomplete ?? true;
   const incompleteReason = end ? end.incompleteReason : "the run did not end";
@@ -155,7 +192,10 @@ export function buildReport(runInfo: RunInfo, requirements: readonly Requirement
       node: runInfo.node,
       platform: runInfo.platform,
       caseSetSha256: runInfo.caseSetSha256,
-      selection: { total: runInfo.selection.total, selected: runInfo.selection.selected, filters: [...runInfo.selection.filters] },
+      selection: {
+        total: runInfo.selection.total, selected: runInfo.selection.selected, filters: [...runInfo.selection.filters],
+        ...(extras.shard ? { shard: { index: extras.shard.index, count: extras.shard.count } } : {}),
+      },
       ...(runInfo.mutant !== undefined ? { mutant: runInfo.mutant } : {}),
       policy: runInfo.policy,
       endpointDescription: runInfo.endpointDescription,
@@ -172,6 +212,7 @@ export function buildReport(runInfo: RunInfo, requirements: readonly Requirement
     summary: summarize(cases),
     requirements: reqResults,
     uncovered: reqResults.filter((r) => r.status === "uncovered").map((r) => r.id),
+    ...(extras.expectations ? { expectations: evaluateExpectations(extras.expectations, { cases, requirements: reqResults, startedAt: runInfo.startedAt }) } : {}),
     cases: [...cases].sort(byId).map(copyCase),
   };
 }
