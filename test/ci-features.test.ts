@@ -1,6 +1,7 @@
 // The CI features (issue 7): --shard, merge, diff, --expect. The reports are real: small case
 // selections run against the built-in partner (compliant, and the plaintext-accepted mutant) in a
 // temporary directory; the refusals use copies of them with one field changed. Nothing is stored.
+import { renderMarkdown } from "../src/report/markdown.ts";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -336,6 +337,11 @@ describe("CI features with real reports (--shard, merge, diff, --expect)", funct
         outcome: "expected-and-failed", status: "fail", detail: "failed, as expected",
       }]);
       assert.deepEqual(doc.expectations!.excused, ["ENC-14"]);
+      // The Markdown summary a CI step shows says why a non-compliant run exits 0.
+      const markdown = renderMarkdown(doc);
+      assert.match(markdown, /### Known failures/);
+      assert.match(markdown, /1 failed as expected, 0 passed, 0 expired, 0 unmatched\. exit 0: every MUST failure is a known failure/);
+      assert.match(markdown, /\| `encryption\/plaintext-refused` \| expected-and-failed \| partner ticket 42/);
     });
 
     it("an expected failure that passes fails the run: remove it from the list; expired and unmatched entries are reported", () => {

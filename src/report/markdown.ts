@@ -3,6 +3,7 @@
 // failed or was not established with a one-line reason. Every value from the report is escaped:
 // reasons quote stanzas, and a stanza is attacker-controlled text.
 import type { Verdict } from "../checks/model.ts";
+import { exitLine, outcomeLine } from "./expect.ts";
 import type { AggregateStatus } from "../checks/verdict.ts";
 import { REQUIREMENT_STATUSES, VERDICT_TEXT, formatDuration, oneLine, requirementReason, runDurationMs, showControls } from "./document.ts";
 import type { ReportDocument } from "./document.ts";
@@ -56,6 +57,7 @@ export function renderMarkdown(doc: ReportDocument, options: MarkdownOptions = {
     `Endpoint ${code(doc.endpoint)}${doc.run.endpointDescription ? ` (${mdText(doc.run.endpointDescription)})` : ""}`,
     `policy ${code(doc.run.policy)}`,
     ...(doc.run.mutant ? [`mutant ${code(doc.run.mutant)}`] : []),
+    ...(doc.run.selection.shard ? [`shard ${doc.run.selection.shard.index}/${doc.run.selection.shard.count}`] : []),
     `${mdText(doc.suite.name)} ${mdText(doc.suite.version)}`,
     `${mdText(doc.startedAt)}${duration !== undefined ? ` (${formatDuration(duration)})` : ""}`,
   ];
@@ -91,6 +93,21 @@ export function renderMarkdown(doc: ReportDocument, options: MarkdownOptions = {
   table("Failing requirements", [...failed.filter((r) => r.level === "MUST"), ...failed.filter((r) => r.level !== "MUST")], false);
   table("Not established (error or not tested)", doc.requirements.filter((r) => r.status === "error" || r.status === "not-tested"), true);
 
+  if (doc.expectations) {
+    // A CI job can exit 0 on a non-compliant run when every failure is a known one: say so here.
+    const record = doc.expectations;
+    out.push("");
+    out.push(`### Known failures (${mdText(record.file)})`);
+    out.push("");
+    out.push(`${mdText(outcomeLine(record))}. ${mdText(exitLine(doc))}.`);
+    const shown = record.entries.filter((e) => e.outcome !== "unmatched");
+    if (shown.length) {
+      out.push("");
+      out.push("| id | outcome | reason | until |");
+      out.push("|---|---|---|---|");
+      for (const e of shown.slice(0, max)) out.push(`| ${code(e.id)} | ${e.outcome} | ${mdText(e.reason)} | ${e.until ? mdText(e.until) : ""} |`);
+    }
+  }
   if (doc.uncovered.length) {
     out.push("");
     out.push(`Uncovered (no case yet, no effect on the verdict): ${doc.uncovered.map((id) => mdText(id)).join(", ")}`);
