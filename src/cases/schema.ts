@@ -39,6 +39,7 @@ export const STEP_NAMES = [
   "release", "burst", "expect-all", "rotate-identity", "publish-devicelist", "check-state",
   "upload-service", "upload-probe", "send-media", "check-media",
   "register", "number-change", "same-error", "disco-features",
+  "block", "block-in-flight", "reconnect-reflector", "cached-session", "blocklist",
 ] as const;
 
 export const caseSchema = {
@@ -163,6 +164,16 @@ export const caseSchema = {
           step("number-change", { actor: actorName, number: { type: "string", minLength: 1 }, requirement }, ["actor", "number", "requirement"]),
           step("same-error", { refs: { type: "array", minItems: 2, items: label }, requirement }, ["refs", "requirement"]),
           step("disco-features", { actor: actorName, of: target, requirement }, ["actor", "of", "requirement"]),
+          step("block", { actor: actorName, jid: target }, ["actor", "jid"]),
+          step("block-in-flight", { actor: actorName, refs: { type: "array", minItems: 1, items: label } }, ["actor", "refs"]),
+          step("reconnect-reflector", { actor: actorName }, ["actor"]),
+          step("cached-session", { actor: actorName, device: { type: "integer", minimum: 0 }, with: target }, ["actor", "with"]),
+          step("blocklist", {
+            actor: actorName,
+            lists: { type: "array", minItems: 1, items: target },
+            lacks: { type: "array", minItems: 1, items: target },
+            requirement,
+          }, ["actor", "requirement"]),
         ],
       },
     },

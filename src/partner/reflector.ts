@@ -49,6 +49,7 @@ export const REFLECTOR_FAULTS: ReadonlySet<string> = new Set([
   "identity-change-silent", "no-eme-hints", "plaintext-fallback-send", "content-invalid-send", "accepts-invalid-content",
   "key-transport-receipt", "history-lost-on-number-change",
   "nick-leak", "sticker-silently-dropped", "ephemeral-ignored", "jingle-accepted",
+  "unblock-local-only",
 ]);
 
 /** The partner user's own profile: it exists (as on any real account) and must never reach a G. */
@@ -124,11 +125,12 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     await publish(`${NS.omemoBundles}:${omemo.deviceId}`, publishedBundle());
   }
 
-  async function connect(): Promise<void> {
+  async function connect(resource = "reflector"): Promise<void> {
     conn = await XmppConnection.connectAndLogin({ ...options.connection, onTraffic: (dir, text) => log(`${dir} ${text}`) }, {
-      username: options.username, password: options.password, resource: "reflector",
+      username: options.username, password: options.password, resource,
     });
     conn.on("stanza", (stanza) => {
+      if (secondCopy(stanza)) return;
       // Bounces are recorded at once, not queued: the send hook that caused them is still running
       // and reports them (its ping barrier proves they have arrived).
       if (stanza.name === "message" && stanza.attrs.type === "error") {
@@ -142,6 +144,8 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
     });
     await publishKeys();
     await publishProfile();
+    // Reconnecting: from this presence on, both sessions are online until the old one is gone.
+    if (reconnecting) overlapSeen = new Set();
     conn.send(xml("presence"));
   }
 
@@ -420,10 +424,13 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       case "block":
       case "unblock": {
         if (!args.jid) throw new StanzaErrorReply("modify", "bad-request", `${name} needs a jid field`);
-        await conn.iq(xml("iq", { type: "set" }, xml(name, { xmlns: NS.blocking }, xml("item", { jid: bareJid(args.jid) }))));
+        // XEP-0191 §3.3: the bare JID, so that every device of the contact is blocked.
+        const item = xml("item", { jid: bareJid(args.jid) });
+        // fault unblock-local-only: the contact leaves the client's own list, but the server is never told
+        if (name === "block" || !faults.has("unblock-local-only")) await conn.iq(xml("iq", { type: "set" }, xml(name, { xmlns: NS.blocking }, item)));
         if (name === "block") state.blocked.add(bareJid(args.jid));
         else state.blocked.delete(bareJid(args.jid));
-        return { blocked: [...state.blocked] };
+        return { blocked: await serverBlocklist() };
       }
       case "send": {
         if (!args.to) throw new StanzaErrorReply("modify", "bad-request", "send needs a to field");
@@ -458,7 +465,14 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
             await sendEncrypted(args.to, doc, id, faults.has("plaintext-fallback-send") && !args.fixture ? text : undefined);
             sent.push(id);
           } catch (err) {
-            errors.push((err as Error).message);
+            if (err instanceof StanzaError) {
+              // The server refused a stanza of this send (e.g. the key fetch to a contact the user
+              // blocks, XEP-0191 §3.6): the message bounced before it could leave.
+              sent.push(id);
+              state.bounced.push({ id, to: bareJid(args.to), condition: err.condition, app: err.error.app?.name });
+            } else {
+              errors.push((err as Error).message);
+            }
           }
         }
         // A ping to the server is a barrier: bounces of the messages above arrive before its answer.
@@ -467,13 +481,32 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
         return { sent, errors, bounced: state.bounced.slice(bouncedBefore) };
       }
       case "state":
-        return stateJson();
+        // `blocked` is the partner's block list as the server holds it, whatever the client believes.
+        return { ...(stateJson() as Record<string, unknown>), blocked: await serverBlocklist() };
       default:
         throw new StanzaErrorReply("cancel", "item-not-found", `unknown hook ${name}`);
     }
   }
 
   let reconnecting = false;
+  let generation = 0;
+  /** While a reconnect overlaps two sessions: the messages seen, by sender and id. */
+  let overlapSeen: Set<string> | null = null;
+
+  /** A message the overlap of a reconnect delivered to both sessions, seen already on the other. */
+  function secondCopy(stanza: Element): boolean {
+    if (!overlapSeen || stanza.name !== "message" || stanza.attrs.id === undefined) return false;
+    const key = `${String(stanza.attrs.from)}|${String(stanza.attrs.id)}`;
+    if (overlapSeen.has(key)) return true;
+    overlapSeen.add(key);
+    return false;
+  }
+
+  /** The user's block list as its server holds it (XEP-0191 §3.2). */
+  async function serverBlocklist(): Promise<string[]> {
+    const result = await conn.iq(xml("iq", { type: "get" }, xml("blocklist", { xmlns: NS.blocking })));
+    return (result.getChild("blocklist", NS.blocking)?.getChildren("item") ?? []).map((item) => String(item.attrs.jid));
+  }
 
   async function handleIq(stanza: Element): Promise<void> {
     const type = stanza.attrs.type;
@@ -492,10 +525,28 @@ export async function startReflector(options: ReflectorOptions): Promise<Reflect
       }
       if (name === "reconnect") {
         conn.send(completed(stanza, node, { reconnecting: true }));
+        // Make before break: a new session (its own resource) is online before the old one ends, so
+        // the partner user never looks offline to the other cases of a run. What the user keeps on
+        // the server, such as its block list, must outlive the old session (BLK-05).
         reconnecting = true;
-        await conn.close();
-        await connect();
-        reconnecting = false;
+        const old = conn;
+        try {
+          await connect(`reflector-${++generation}`);
+          const ping = () => conn.iq(xml("iq", { type: "get", to: options.connection.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+          await ping(); // the server has the new session's presence
+          await old.close();
+          await ping(); // every copy the overlap delivered to the new session has been read
+        } catch (err) {
+          log(`reflector reconnect failed: ${(err as Error).message}`);
+          if (conn !== old && !old.closed) { // keep the old session: the partner user stays online
+            const broken = conn;
+            conn = old;
+            broken.destroy();
+          }
+        } finally {
+          overlapSeen = null;
+          reconnecting = false;
+        }
         return;
       }
       try {

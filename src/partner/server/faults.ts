@@ -21,6 +21,12 @@ export const TRANSPORT_FAULTS = {
     "registration looks up the username before it checks eligibility, so an ineligible number gets conflict when the username exists and not-allowed when it does not.",
   "disco-advertises-muc":
     "disco#info on a user's bare JID also lists MUC, a feature TPC/1 refuses between gatekeeper and partner users.",
+  "block-lost-on-reconnect":
+    "a block list item lives with the session that set it, like an XEP-0016 active list, and lapses when that session ends, so a user's blocks are gone once it reconnects.",
+  "block-by-device-not-jid":
+    "blocking a user's bare JID blocks the full JIDs of the resources it has bound at that moment instead, so its new devices and everything addressed to its bare JID get through.",
+  "gatekeeper-block-imported":
+    "when a gatekeeper user blocks a partner user, the server also adds the gatekeeper user to that partner user's own block list, where it stays after the gatekeeper user unblocks.",
 } as const;
 
 export type TransportFault = keyof typeof TRANSPORT_FAULTS;

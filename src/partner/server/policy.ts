@@ -65,18 +65,32 @@ export function blockedByRecipient(x: Exchange): Outcome | null {
   return unavailable(x, "recipient blocks the sender");
 }
 
-/** XEP-0191 §3.3: the sender blocks the recipient; its own stanza fails with <blocked/>. */
+const SENDER_BLOCKS: StanzaErrorInfo = {
+  type: "cancel",
+  condition: "not-acceptable",
+  app: { name: "blocked", xmlns: NS.blockingErrors, attrs: {} },
+  text: "You have blocked this contact; unblock it to communicate.",
+};
+
+/** A message without content: a receipt, a chat marker or a chat state (no <body/>, no OMEMO <encrypted/>). */
+const withoutContent = (x: Exchange) => isMessage(x) && !x.stanza.getChild("body") && !x.stanza.getChild("encrypted", NS.omemo);
+
+/**
+ * XEP-0191 §3.6: the sender blocks the recipient; its own stanza fails with <blocked/> (presence,
+ * results and errors are dropped). Messages without content are blocked-receipts-by-sender's.
+ */
 export function blockedBySender(x: Exchange): Outcome | null {
-  if (!blocks(x.sender, x.target)) return null;
+  if (withoutContent(x) || !blocks(x.sender, x.target)) return null;
   if (x.stanza.name === "presence" || x.stanza.attrs.type === "error" || x.stanza.attrs.type === "result") {
     return drop("sender blocks the recipient");
   }
-  return refuse({
-    type: "cancel",
-    condition: "not-acceptable",
-    app: { name: "blocked", xmlns: NS.blockingErrors, attrs: {} },
-    text: "You have blocked this contact; unblock it to communicate.",
-  });
+  return refuse(SENDER_BLOCKS);
+}
+
+/** XEP-0191 §3.6, TPC/1 §10: receipts, chat markers and chat states to a blocked contact fail like any message. */
+export function blockedReceiptsBySender(x: Exchange): Outcome | null {
+  if (!withoutContent(x) || !blocks(x.sender, x.target)) return null;
+  return refuse(SENDER_BLOCKS);
 }
 
 /** TPC/1 §9: messages from or to a G whose number is outside the eligible region. */
@@ -238,7 +252,8 @@ export function encryptionRequired(x: Exchange): Outcome | null {
 export const POLICY_CHECKS: readonly PolicyCheck[] = [
   { name: "opted-out-hidden", fault: "optout-enumerable", description: "an opted-out partner user is indistinguishable from a non-existent one", check: optedOutHidden },
   { name: "blocked-by-recipient", fault: "block-ignored", description: "stanzas from a blocked JID are refused as service-unavailable", check: blockedByRecipient },
-  { name: "blocked-by-sender", fault: "blocked-send-allowed", description: "stanzas to a JID the sender blocks fail with <blocked/>", check: blockedBySender },
+  { name: "blocked-by-sender", fault: "blocked-send-delivered", description: "messages with content and IQ requests to a JID the sender blocks fail with <blocked/>; presence, results and errors to it are dropped", check: blockedBySender },
+  { name: "blocked-receipts-by-sender", fault: "block-leaks-receipt", description: "receipts, chat markers and chat states (messages without content) to a JID the sender blocks fail with <blocked/>", check: blockedReceiptsBySender },
   { name: "eligible-region", fault: "no-eligibility-check-on-message", description: "messages from or to an ineligible G are refused with ineligible-region", check: eligibleRegion },
   { name: "read-only", fault: "read-only-not-enforced", description: "messages from or to a read-only G are refused with read-only", check: readOnly },
   { name: "group-invites-refused", fault: "group-invite-accepted", description: "direct and mediated MUC invitations are refused (unsupported groups)", check: groupInvitesRefused },
