@@ -1,5 +1,6 @@
-// npm run bench: the whole catalogue against the in-process reference partner, timed.
-// Figures are printed, never asserted: a benchmark is not a test.
+// npm run bench: the whole catalogue against the in-process reference partner, timed; then the CLI
+// against each mode of the hostile test server (bench/hostile.ts), with peak memory and wall time.
+// `npm run bench -- hostile [mode,…]` runs only the hostile part (or some of its modes). Figures are printed, never asserted.
 import { listCaseFiles, loadCases, DEFAULT_CASES_DIR } from "../src/cases/loader.ts";
 import { loadRequirements } from "../src/checks/requirements.ts";
 import { startReferencePartner } from "../src/partner/index.ts";
@@ -7,6 +8,13 @@ import { runSuite } from "../src/runner/suite.ts";
 import { randomBytes } from "node:crypto";
 import { XmppConnection } from "../src/protocol/connection.ts";
 import { discoverUploadService, httpGet, httpPut, requestSlot } from "../src/protocol/upload.ts";
+import { benchHostile } from "./hostile.ts";
+
+const only = process.argv[2];
+if (only === "hostile") {
+  await benchHostile(process.argv[3]?.split(","));
+  process.exit(0);
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -66,4 +74,5 @@ for (const jobs of [1, 4]) {
   await conn.close();
   await partner.stop();
 }
+await benchHostile();
 process.exit(0);

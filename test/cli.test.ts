@@ -154,3 +154,21 @@ describe("chatconform CI commands (CLI)", function () {
     assert.equal(cli(["merge"]).code, 3);
   });
 });
+
+describe("chatconform run --ca and --insecure (CLI)", function () {
+  this.timeout(60_000);
+
+  it("need --config, and an unreadable --ca file is a config problem (exit 3) before anything runs", () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    const alone = cli(["run", "--out", out, "--insecure"]);
+    assert.equal(alone.code, 3);
+    assert.match(alone.stderr, /--ca and --insecure apply to an endpoint given with --config/);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-cli-"));
+    const file = path.join(dir, "endpoint.yaml");
+    writeFileSync(file, "endpoint: xmpp://127.0.0.1:5222\ndomain: partner.example\n");
+    const missing = cli(["run", "--config", file, "--out", out, "--ca", path.join(dir, "no-such-ca.pem")]);
+    assert.equal(missing.code, 3);
+    assert.match(missing.stderr, /--ca: cannot read .*no-such-ca\.pem: ENOENT/);
+    assert.deepEqual(readdirSync(out), [], "no run directory");
+  });
+});

@@ -4,7 +4,7 @@ import path from "node:path";
 import { Ajv } from "ajv";
 import type { ErrorObject } from "ajv";
 import { parse as parseYaml } from "yaml";
-import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
+import { DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
 import type { PhaseTimeouts, TlsOptions } from "../protocol/connection.ts";
 import { HOOKS } from "../cases/vocabulary.ts";
 import type { HookName } from "../cases/vocabulary.ts";
@@ -27,8 +27,12 @@ export interface EndpointConfig {
   optout?: string;
   hooks: HookName[];
   policy: string;
-  timeouts: PhaseTimeouts & { stanza: number };
+  /** Per-phase deadlines; `stanza` for each expected stanza, `grace` for running cases after Ctrl-C or SIGTERM. */
+  timeouts: PhaseTimeouts & { stanza: number; grace?: number };
+  /** Largest stanza accepted from the endpoint; a bigger one ends the connection (policy-violation). */
   maxStanzaBytes: number;
+  /** Largest rate of bytes accepted from the endpoint per connection; more ends the connection (policy-violation). */
+  maxInboundBytesPerSecond?: number;
   /** The endpoint is a local test endpoint (the in-process reference partner, a loopback server). */
   localTestEndpoint: boolean;
 }
@@ -74,9 +78,13 @@ export const configSchema = {
     timeouts: {
       type: "object",
       additionalProperties: false,
-      properties: Object.fromEntries(["connect", "stream", "tls", "sasl", "bind", "iq", "stanza"].map((k) => [k, { type: "integer", minimum: 50, maximum: 600000 }])),
+      properties: {
+        ...Object.fromEntries(["connect", "stream", "tls", "sasl", "bind", "iq", "stanza"].map((k) => [k, { type: "integer", minimum: 50, maximum: 600000 }])),
+        grace: { type: "integer", minimum: 0, maximum: 600000 },
+      },
     },
     maxStanzaBytes: { type: "integer", minimum: 1024 },
+    maxInboundBytesPerSecond: { type: "integer", minimum: 1024 },
     localTestEndpoint: { type: "boolean" },
   },
 } as const;
@@ -99,28 +107,43 @@ function describe(e: ErrorObject): string {
 }
 
 export const DEFAULT_STANZA_TIMEOUT = 5000;
+/** How long running cases may go on after Ctrl-C or SIGTERM before they are stopped. */
+export const DEFAULT_GRACE_MS = 2000;
+/** An XMPP stanza carries no media (that goes over HTTP upload): 1 MiB is far above any stanza of a case. */
+export const DEFAULT_MAX_STANZA_BYTES = 1024 * 1024;
+
+/** Command-line overrides of the config (CLI flags and config keys are one vocabulary). */
+export interface ConfigOverrides {
+  endpoint?: string;
+  policy?: string;
+  /** --ca FILE: replaces tls.ca; a relative path is relative to the working directory. */
+  ca?: string;
+  /** --insecure: sets tls.insecure. */
+  insecure?: boolean;
+}
 
 /** Check a parsed config object and turn it into an EndpointConfig. `baseDir` resolves relative file paths. */
-export function normaliseConfig(data: unknown, options: { source: string; baseDir: string; endpoint?: string; policy?: string }): EndpointConfig {
+export function normaliseConfig(data: unknown, options: { source: string; baseDir: string } & ConfigOverrides): EndpointConfig {
   if (!validateConfig(data)) throw new ConfigError((validateConfig.errors ?? []).map(describe), options.source);
   const raw = data as {
     endpoint?: string; domain: string; tls?: { ca?: string; servername?: string; insecure?: boolean };
     accounts?: { mode?: "register" | "static"; prefix?: string; static?: StaticAccount[]; ineligible?: StaticAccount[] };
     reflector?: string; optout?: string; hooks?: HookName[]; policy?: string;
-    timeouts?: Partial<PhaseTimeouts & { stanza: number }>; maxStanzaBytes?: number; localTestEndpoint?: boolean;
+    timeouts?: Partial<PhaseTimeouts & { stanza: number; grace: number }>; maxStanzaBytes?: number; maxInboundBytesPerSecond?: number;
+    localTestEndpoint?: boolean;
   };
   const problems: string[] = [];
   const service = options.endpoint ?? raw.endpoint;
   if (!service) problems.push("endpoint: no endpoint given (set endpoint: in the config or pass --endpoint xmpp://HOST:PORT)");
   else if (!/^xmpps?:\/\/[^\s/]+(:\d+)?\/?$/.test(service)) problems.push(`endpoint: "${service}" is not xmpp://host:port or xmpps://host:port`);
   let ca: string | undefined;
-  if (raw.tls?.ca) {
-    const caPath = path.resolve(options.baseDir, raw.tls.ca);
+  const caSource = options.ca !== undefined ? { where: "--ca", file: path.resolve(options.ca) } : raw.tls?.ca ? { where: "tls.ca", file: path.resolve(options.baseDir, raw.tls.ca) } : undefined;
+  if (caSource) {
     try {
-      ca = readFileSync(caPath, "utf8");
-      if (!ca.includes("BEGIN CERTIFICATE")) problems.push(`tls.ca: ${caPath} is not a PEM certificate`);
+      ca = readFileSync(caSource.file, "utf8");
+      if (!ca.includes("BEGIN CERTIFICATE")) problems.push(`${caSource.where}: ${caSource.file} is not a PEM certificate`);
     } catch (err) {
-      problems.push(`tls.ca: cannot read ${caPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      problems.push(`${caSource.where}: cannot read ${caSource.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
   const mode = raw.accounts?.mode ?? "register";
@@ -136,19 +159,20 @@ export function normaliseConfig(data: unknown, options: { source: string; baseDi
   return {
     service: service!,
     domain: raw.domain,
-    tls: { ca, servername: raw.tls?.servername, insecure: raw.tls?.insecure ?? false },
+    tls: { ca, servername: raw.tls?.servername, insecure: options.insecure || (raw.tls?.insecure ?? false) },
     accounts: { mode, prefix: raw.accounts?.prefix ?? "tpc-test-", static: staticAccounts, ineligible: raw.accounts?.ineligible ?? [] },
     reflector: raw.reflector,
     optout: raw.optout,
     hooks: raw.hooks ?? [],
     policy,
-    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT, ...raw.timeouts },
-    maxStanzaBytes: raw.maxStanzaBytes ?? 10 * 1024 * 1024,
+    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT, grace: DEFAULT_GRACE_MS, ...raw.timeouts },
+    maxStanzaBytes: raw.maxStanzaBytes ?? DEFAULT_MAX_STANZA_BYTES,
+    maxInboundBytesPerSecond: raw.maxInboundBytesPerSecond ?? DEFAULT_MAX_INBOUND_BYTES_PER_SECOND,
     localTestEndpoint: raw.localTestEndpoint ?? false,
   };
 }
 
-export function loadConfigFile(file: string, overrides: { endpoint?: string; policy?: string } = {}): EndpointConfig {
+export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): EndpointConfig {
   let text: string;
   try {
     text = readFileSync(file, "utf8");

@@ -11,10 +11,15 @@ import { MEDIA_STEP_HANDLERS } from "./media-steps.ts";
 import { ELIGIBILITY_STEP_HANDLERS } from "./eligibility-steps.ts";
 import { BLOCKING_STEP_HANDLERS } from "./blocking-steps.ts";
 import { PRIVACY_STEP_HANDLERS } from "./privacy-steps.ts";
+import type { PreflightFailure } from "./preflight.ts";
+import { addRunSink, describeError, runInScope } from "./stray.ts";
+import { DEFAULT_GRACE_MS } from "../config/config.ts";
 
 const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS, ...ELIGIBILITY_STEP_HANDLERS, ...BLOCKING_STEP_HANDLERS, ...PRIVACY_STEP_HANDLERS };
 
 export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
+/** How long a case may tear down its connections after a deadline or an interruption. */
+const TEARDOWN_MS = 2000;
 const DEFAULT_PHONE = "+33 6 1# ## ## ##";
 
 export interface RunOptions {
@@ -25,8 +30,27 @@ export interface RunOptions {
   requirements: Requirement[];
   runInfo: RunInfo;
   jobs?: number;
-  /** Aborting stops new cases from starting; running ones finish or hit their deadline. */
+  /**
+   * Aborting stops new cases from starting; running ones get `graceMs` (config timeouts.grace) to
+   * finish, then stop as not-tested. The abort reason ("SIGINT", "SIGTERM") names the interruption.
+   */
   signal?: AbortSignal;
+  graceMs?: number;
+  /** The first connection failed (src/runner/preflight.ts): the cases that cannot run are skipped. */
+  preflight?: PreflightFailure | null;
+}
+
+/** Why a case stopped before its steps ended; it carries the status the case gets. */
+class CaseStopped extends Error {
+  constructor(readonly status: CaseStatus, message: string) {
+    super(message);
+    this.name = "CaseStopped";
+  }
+}
+
+function interruptionName(signal: AbortSignal | undefined): string {
+  const reason: unknown = signal?.reason;
+  return typeof reason === "string" && reason ? reason : "an abort";
 }
 
 export interface RunOutcome {
@@ -91,36 +115,61 @@ export class Runner extends EventEmitter<RunnerEvents> {
     const { options } = this;
     this.emit("run:start", options.runInfo, options.requirements);
     const results: CaseResult[] = [];
-    for (const { case: c, reason } of options.skipped ?? []) {
-      const result = this.emptyResult(c, "skip", reason);
+    const finish = (result: CaseResult) => {
       results.push(result);
       this.emit("case:end", result);
-    }
-    const pool = new AccountPool(options.config.accounts.static);
-    const staticCount = pool.size;
-    this.ineligiblePool = new AccountPool(options.config.accounts.ineligible);
-    const queue = [...options.cases];
-    let interrupted = false;
-    const worker = async () => {
-      for (;;) {
-        if (options.signal?.aborted) {
-          interrupted = true;
-          return;
-        }
-        const next = queue.shift();
-        if (!next) return;
-        const result = await this.runCase(next, pool, staticCount);
-        results.push(result);
-        this.emit("case:end", result);
-      }
     };
-    const jobs = Math.max(1, Math.min(options.jobs ?? 1, queue.length || 1));
-    await Promise.all(Array.from({ length: jobs }, worker));
-    const notRun = queue.length;
-    const incomplete = interrupted || notRun > 0;
-    const incompleteReason = incomplete ? `interrupted: ${notRun} selected case(s) did not run` : undefined;
-    this.emit("run:end", { finishedAt: new Date().toISOString(), incomplete, incompleteReason });
-    return { results, incomplete, incompleteReason };
+    for (const { case: c, reason } of options.skipped ?? []) finish(this.emptyResult(c, "skip", reason));
+    // Errors that escape outside any case (the run's own code, an in-process partner) are recorded
+    // here: the run goes on and its report says so, instead of the process dying without one.
+    const runProblems: string[] = [];
+    const removeSink = addRunSink((error) => runProblems.push(describeError(error)));
+    try {
+      const pool = new AccountPool(options.config.accounts.static);
+      const staticCount = pool.size;
+      this.ineligiblePool = new AccountPool(options.config.accounts.ineligible);
+      const preflight = options.preflight ?? null;
+      const queue: CaseDefinition[] = [];
+      let preflightSkipped = 0;
+      for (const c of options.cases) {
+        if (!preflight) queue.push(c);
+        else if (unmetNeed(c, options.config, staticCount)) queue.push(c); // not-tested, for its own reason
+        else if (preflight.scope === "all" || Object.keys(c.actors).length > 0) {
+          preflightSkipped++;
+          finish(this.emptyResult(c, "skip", preflight.short));
+        } else queue.push(c);
+      }
+      let stopped = 0;
+      const worker = async () => {
+        for (;;) {
+          if (options.signal?.aborted) return;
+          const next = queue.shift();
+          if (!next) return;
+          const result = await this.runCase(next, pool, staticCount);
+          if (result.reason?.startsWith("interrupted")) stopped++;
+          finish(result);
+        }
+      };
+      const jobs = Math.max(1, Math.min(options.jobs ?? 1, queue.length || 1));
+      await Promise.all(Array.from({ length: jobs }, worker));
+      const notRun = queue.length;
+      const reasons: string[] = [];
+      if (preflight) reasons.push(`${preflight.message} ${preflightSkipped} selected case(s) did not run.`);
+      if (options.signal?.aborted) {
+        const name = interruptionName(options.signal);
+        for (const c of queue.splice(0)) finish(this.emptyResult(c, "skip", `not run: the run was interrupted (${name})`));
+        reasons.push(`interrupted by ${name}: ${notRun} selected case(s) did not run${stopped ? `, ${stopped} stopped after the grace of ${options.graceMs ?? DEFAULT_GRACE_MS} ms` : ""}.`);
+      } else if (notRun > 0) {
+        reasons.push(`${notRun} selected case(s) did not run.`);
+      }
+      if (runProblems.length) reasons.push(`internal error outside any case: ${runProblems.join("; ")}.`);
+      const incomplete = reasons.length > 0;
+      const incompleteReason = incomplete ? reasons.join(" ") : undefined;
+      this.emit("run:end", { finishedAt: new Date().toISOString(), incomplete, incompleteReason });
+      return { results, incomplete, incompleteReason };
+    } finally {
+      removeSink();
+    }
   }
 
   private emptyResult(c: CaseDefinition, status: CaseStatus, reason: string): CaseResult {
@@ -141,6 +190,13 @@ export class Runner extends EventEmitter<RunnerEvents> {
     let status: CaseStatus = "pass";
     let reason: string | undefined;
     let deadline: NodeJS.Timeout | undefined;
+    let grace: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    // Settles when the case must stop before its steps end: deadline, interruption, a stray error.
+    let stop!: (err: CaseStopped) => void;
+    const stopped = new Promise<never>((_, reject) => (stop = reject));
+    const run = { ended: false, interrupted: false };
+    const { signal } = this.options;
     try {
       for (const [name, spec] of Object.entries(caseDef.actors)) {
         let account: { username: string; password: string };
@@ -165,13 +221,34 @@ export class Runner extends EventEmitter<RunnerEvents> {
         ctx.actors.set(name, actor);
       }
       const timeoutMs = caseDef.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
-      const timedOut = new Promise<never>((_, reject) => {
-        deadline = setTimeout(() => reject(new Error(`the case did not finish within ${timeoutMs} ms`)), timeoutMs);
-      });
-      await Promise.race([this.runSteps(ctx), timedOut]);
+      deadline = setTimeout(() => stop(new CaseStopped("error", `the case did not finish within ${timeoutMs} ms`)), timeoutMs);
+      const graceMs = this.options.graceMs ?? DEFAULT_GRACE_MS;
+      onAbort = () => {
+        grace = setTimeout(() => {
+          run.interrupted = true;
+          stop(new CaseStopped("not-tested", `interrupted by ${interruptionName(signal)}: stopped after the grace of ${graceMs} ms`));
+        }, graceMs);
+      };
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+      // Everything the steps start (sockets, timers, promises) runs in the case's scope: an error
+      // that escapes from it ends this case as error, not the process.
+      const steps = runInScope({
+        report: (error) => {
+          if (run.ended) return; // a late error of a torn-down connection: the case already has its result
+          stop(new CaseStopped("error", `uncaught error: ${describeError(error)}`));
+        },
+      }, () => this.runSteps(ctx, run));
+      await Promise.race([steps, stopped]);
       if (ctx.invariantFailures.length) status = "fail";
     } catch (err) {
-      if (err instanceof CheckFailed) status = "fail";
+      if (err instanceof CaseStopped) {
+        status = err.status;
+        // An interruption is said first (it is why the case stopped); anything else after its step.
+        reason = err.status === "not-tested"
+          ? `${err.message}${ctx.currentStep ? ` (in ${ctx.currentStep})` : ""}`
+          : `${ctx.currentStep ? `${ctx.currentStep}: ` : ""}${err.message}`;
+      } else if (err instanceof CheckFailed) status = "fail";
       else if (err instanceof NotTested) {
         status = "not-tested";
         reason = err.message;
@@ -180,10 +257,20 @@ export class Runner extends EventEmitter<RunnerEvents> {
         reason = `${ctx.currentStep ? `${ctx.currentStep}: ` : ""}${(err as Error).message || String(err)}`;
       }
     } finally {
+      run.ended = true;
       clearTimeout(deadline);
-      for (const actor of ctx.actors.values()) {
-        for (const device of actor.devices) await device.conn?.close().catch(() => undefined);
-      }
+      clearTimeout(grace);
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+      // Close politely (each close is bounded); an interrupted case drops its connections at once.
+      const teardown = Promise.all([...ctx.actors.values()].flatMap((actor) => actor.devices.map((device) => {
+        if (!device.conn) return undefined;
+        if (run.interrupted) return device.conn.destroy();
+        return device.conn.close().catch(() => undefined);
+      })));
+      let teardownTimer: NodeJS.Timeout | undefined;
+      await Promise.race([teardown, new Promise<void>((resolve) => (teardownTimer = setTimeout(resolve, TEARDOWN_MS)))]);
+      clearTimeout(teardownTimer);
+      for (const actor of ctx.actors.values()) for (const device of actor.devices) device.conn?.destroy();
       for (const { pool: from, account } of borrowed) from.release(account);
     }
     const failures = ctx.checks.filter((c) => !c.ok);
@@ -199,8 +286,10 @@ export class Runner extends EventEmitter<RunnerEvents> {
     };
   }
 
-  private async runSteps(ctx: CaseContext): Promise<void> {
+  private async runSteps(ctx: CaseContext, run: { ended: boolean }): Promise<void> {
     for (const [index, stepDef] of ctx.caseDef.steps.entries()) {
+      // A case stopped by its deadline or an interruption starts no further step.
+      if (run.ended) return;
       const name = Object.keys(stepDef).find((k) => k !== "note")!;
       const params = stepDef[name] as Record<string, unknown>;
       const handler = HANDLERS[name];

@@ -29,6 +29,7 @@ export function connectionOptions(ctx: CaseContext, label: string): ConnectionOp
     tls: config.tls,
     timeouts: config.timeouts,
     maxStanzaBytes: config.maxStanzaBytes,
+    maxInboundBytesPerSecond: config.maxInboundBytesPerSecond,
     onTraffic: (direction, text, element) => {
       const entry = ctx.record(label, direction, text, element);
       if (direction === "in") ctx.observeInbound(element, entry);

@@ -11,6 +11,8 @@ import type { RunnerEvents, RunInfo } from "./events.ts";
 import { Runner } from "./runner.ts";
 import { gitCommit, probeEndpointTls, redactConfig } from "./evidence.ts";
 import { isSeed, randomSeed, MAX_SEED } from "./seed.ts";
+import { preflight } from "./preflight.ts";
+import type { PreflightFailure } from "./preflight.ts";
 
 const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
 export const SUITE = { name: packageJson.name, version: packageJson.version };
@@ -41,11 +43,17 @@ export interface SuiteRunResult {
   summary: ReturnType<typeof summarize>;
   incomplete: boolean;
   incompleteReason?: string;
+  /** The first connection failed: what, and what to try (also the start of incompleteReason). */
+  preflight: PreflightFailure | null;
 }
 
 export async function runSuite(options: SuiteRunOptions): Promise<SuiteRunResult> {
   if (options.seed !== undefined && !isSeed(options.seed)) throw new RangeError(`seed ${options.seed} is not an integer from 0 to ${MAX_SEED}`);
   const startedAt = new Date().toISOString();
+  // Before the cases, at the same time: the certificate the endpoint presents (evidence), and the
+  // first connection (preflight: reach, stream, TLS, and a login with a static account), so a dead
+  // or misconfigured endpoint is said once instead of failing every case.
+  const [tls, firstConnection] = await Promise.all([probeEndpointTls(options.config), preflight(options.config, options.signal)]);
   const runInfo: RunInfo = {
     suite: { ...SUITE, commit: gitCommit() },
     profile: PROFILE,
@@ -61,8 +69,7 @@ export async function runSuite(options: SuiteRunOptions): Promise<SuiteRunResult
     platform: `${process.platform}-${process.arch}`,
     seed: options.seed ?? randomSeed(),
     config: redactConfig(options.config),
-    // One extra connection before the cases: the certificate the endpoint presents to the suite.
-    tls: await probeEndpointTls(options.config),
+    tls,
   };
   const runner = new Runner({
     config: options.config,
@@ -72,6 +79,8 @@ export async function runSuite(options: SuiteRunOptions): Promise<SuiteRunResult
     runInfo,
     jobs: options.jobs,
     signal: options.signal,
+    graceMs: options.config.timeouts.grace,
+    preflight: firstConnection,
   });
   options.attach?.(runner);
   const outcome = await runner.run();
@@ -84,5 +93,6 @@ export async function runSuite(options: SuiteRunOptions): Promise<SuiteRunResult
     summary: summarize(outcome.results),
     incomplete: outcome.incomplete,
     incompleteReason: outcome.incompleteReason,
+    preflight: firstConnection,
   };
 }
