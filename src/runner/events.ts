@@ -56,6 +56,7 @@ export interface RedactedConfig {
   policy: string;
   timeouts: Record<string, number>;
   maxStanzaBytes: number;
+  maxInboundBytesPerSecond?: number;
   localTestEndpoint: boolean;
 }
 

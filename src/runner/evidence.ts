@@ -94,6 +94,7 @@ export function redactConfig(config: EndpointConfig): RedactedConfig {
     policy: config.policy,
     timeouts: { ...config.timeouts },
     maxStanzaBytes: config.maxStanzaBytes,
+    maxInboundBytesPerSecond: config.maxInboundBytesPerSecond,
     localTestEndpoint: config.localTestEndpoint,
   };
 }
