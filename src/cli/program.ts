@@ -14,7 +14,11 @@ import { loadRequirements } from "../checks/requirements.ts";
 import { exitCodeFor } from "../checks/verdict.ts";
 import { ConfigError, configSecrets, loadConfigFile } from "../config/config.ts";
 import type { EndpointConfig } from "../config/config.ts";
-import { UnknownMutantError, startReferencePartner } from "../partner/index.ts";
+import { PARTNER_BACKENDS, UnknownMutantError, startReferencePartner } from "../partner/index.ts";
+import type { PartnerBackend } from "../partner/index.ts";
+import { ProsodyNotInstalledError } from "../partner/prosody/availability.ts";
+import { ProsodyStartError } from "../partner/prosody/launcher.ts";
+import { MutantNotOnProsodyError, PROSODY_MUTANTS, PROSODY_SERVER_MUTANTS, whyNotOnProsody } from "../partner/prosody/mutants.ts";
 import type { ReferencePartner } from "../partner/index.ts";
 import { MUTANTS } from "../partner/mutants.ts";
 import { DEFAULT_REPORTERS, ReporterError, createReporters, parseReporterList, resolveReporters } from "../report/reporters.ts";
@@ -110,6 +114,7 @@ interface RunFlags {
   endpoint?: string;
   config?: string;
   partnerMutant?: string;
+  partnerBackend?: string;
   policy?: string;
   case?: string[];
   grep?: string;
@@ -124,6 +129,8 @@ interface RunFlags {
   sign?: string;
   shard?: Shard;
   expect?: string;
+  ca?: string;
+  insecure?: boolean;
 }
 
 async function runCommand(flags: RunFlags): Promise<number> {
@@ -136,6 +143,8 @@ async function runCommand(flags: RunFlags): Promise<number> {
     throw e;
   }
   if (flags.partnerMutant && (flags.endpoint || flags.config)) throw new UsageError("--partner-mutant runs the built-in reference partner; it cannot be combined with --endpoint or --config");
+  if (flags.partnerBackend && (flags.endpoint || flags.config)) throw new UsageError("--partner-backend picks the server of the built-in reference partner; it cannot be combined with --endpoint or --config");
+  const backend = backendArg(flags.partnerBackend, "--partner-backend");
   // The known failures are checked before the run (ExpectationsError: exit 3), so a bad list costs no run.
   let expectations: ExpectationList | undefined;
   if (flags.expect) expectations = loadExpectations(flags.expect, { caseIds: cases.map((c) => c.id), requirementIds: requirements.map((r) => r.id) });
@@ -161,16 +170,19 @@ async function runCommand(flags: RunFlags): Promise<number> {
   let config: EndpointConfig;
   let partner: ReferencePartner | undefined;
   let endpointDescription: string;
+  if ((flags.ca || flags.insecure) && !flags.config) throw new UsageError("--ca and --insecure apply to an endpoint given with --config; the built-in partner needs neither");
   if (flags.config) {
-    config = loadConfigFile(flags.config, { endpoint: flags.endpoint, policy: flags.policy });
+    config = loadConfigFile(flags.config, { endpoint: flags.endpoint, policy: flags.policy, ca: flags.ca, insecure: flags.insecure });
+    if (config.tls.insecure) err("chatconform: warning: TLS certificate verification is off (--insecure or tls.insecure): the endpoint's identity is not checked; the report records it (run.config.tls.insecure)");
     endpointDescription = `config ${flags.config}`;
   } else if (flags.endpoint) {
     throw new UsageError("--endpoint needs --config FILE describing the endpoint (domain, accounts, reflector, hooks); see README");
   } else {
     if (flags.policy && !["eea", "whatsapp-european-region"].includes(flags.policy)) throw new UsageError(`--policy ${flags.policy}: must be eea or whatsapp-european-region`);
-    partner = await startReferencePartner({ mutant: flags.partnerMutant, policy: flags.policy as never });
+    partner = await startReferencePartner({ backend, mutant: flags.partnerMutant, policy: flags.policy as never });
     config = partner.config;
-    endpointDescription = flags.partnerMutant ? `built-in reference partner, mutant ${flags.partnerMutant}` : "built-in reference partner (in-process)";
+    const server = backend === "prosody" ? "on Prosody" : "in-process";
+    endpointDescription = flags.partnerMutant ? `built-in reference partner (${server}), mutant ${flags.partnerMutant}` : `built-in reference partner (${server})`;
   }
 
   const controller = new AbortController();
@@ -181,8 +193,8 @@ async function runCommand(flags: RunFlags): Promise<number> {
       err(`\n${signal} again: exiting without waiting.`);
       process.exit(EXIT.interruptedTwice);
     }
-    err(`\n${signal}: no new cases start; running cases finish, then the reports are written (press Ctrl-C again to exit now).`);
-    controller.abort();
+    err(`\n${signal}: no new cases start; running cases get a short grace, then the reports are written (press Ctrl-C again to exit now).`);
+    controller.abort(signal);
   };
   const sigint = () => onSignal("SIGINT");
   const sigterm = () => onSignal("SIGTERM");
@@ -222,7 +234,11 @@ async function runCommand(flags: RunFlags): Promise<number> {
     }
     pointLatest(base, dir);
     // The console reporter prints the verdict (quiet or not); without it, stdout stays the reporters' own.
-    if (!reporters.hasConsole) err(`${result.verdict} — ${reporters.reportPath}`);
+    if (!reporters.hasConsole) {
+      // The console reporter says why a run is incomplete; without it, stderr does (once).
+      if (result.incompleteReason) err(`chatconform: run incomplete: ${result.incompleteReason}`);
+      err(`${result.verdict} — ${reporters.reportPath}`);
+    }
     if (!expectations) return exitCodeFor(result.verdict);
     // With --expect the verdict stays verdict.ts's; only the exit code takes the known failures into account.
     const record: ExpectationsRecord | undefined = stats?.expectations();
@@ -235,12 +251,25 @@ async function runCommand(flags: RunFlags): Promise<number> {
   } finally {
     process.off("SIGINT", sigint);
     process.off("SIGTERM", sigterm);
-    await partner?.stop();
+    // Bounded: a partner that does not stop cannot keep the process from exiting (main.ts exits).
+    if (partner) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([partner.stop(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]).catch(() => undefined);
+      clearTimeout(timer);
+    }
   }
 }
 
-async function partnerCommand(flags: { port: number; host: string; mutant?: string; policy?: string }): Promise<number> {
-  const partner = await startReferencePartner({ port: flags.port, host: flags.host, mutant: flags.mutant, policy: flags.policy as never });
+/** --partner-backend / --backend: builtin (default) or prosody. */
+function backendArg(value: string | undefined, flag: string): PartnerBackend {
+  if (value === undefined) return "builtin";
+  if (!(PARTNER_BACKENDS as readonly string[]).includes(value)) throw new UsageError(`${flag} ${value}: must be one of ${PARTNER_BACKENDS.join(", ")}`);
+  return value as PartnerBackend;
+}
+
+async function partnerCommand(flags: { port: number; host: string; mutant?: string; policy?: string; backend?: string }): Promise<number> {
+  const backend = backendArg(flags.backend, "--backend");
+  const partner = await startReferencePartner({ backend, port: flags.port, host: flags.host, mutant: flags.mutant, policy: flags.policy as never });
   const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-partner-"));
   const caFile = path.join(dir, "partner-ca.pem");
   writeFileSync(caFile, partner.caCertPem);
@@ -258,7 +287,9 @@ async function partnerCommand(flags: { port: number; host: string; mutant?: stri
   };
   const configFile = path.join(dir, "endpoint.yaml");
   writeFileSync(configFile, toYaml(file));
-  out(`# chatconform reference partner${flags.mutant ? ` (mutant ${flags.mutant})` : ""} listening on ${config.service}`);
+  out(`# chatconform reference partner${backend === "prosody" ? " on Prosody" : ""}${flags.mutant ? ` (mutant ${flags.mutant})` : ""} listening on ${config.service}`);
+  const prosodyDir = (partner as { dir?: string }).dir;
+  if (prosodyDir) out(`# Prosody's config, TPC/1 module data and uploads: ${prosodyDir} (removed when the partner stops; docs/prosody.md)`);
   out(`# endpoint config written to ${configFile}; in another shell:`);
   out(`#   npx chatconform run --config ${configFile}`);
   // The passwords stay in the file: the terminal (and its scrollback) only says where they are.
@@ -315,15 +346,24 @@ function lintCommand(files: string[]): number {
   return EXIT.ok;
 }
 
-async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?: number; mutant?: string[] }): Promise<number> {
+async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?: number; mutant?: string[]; backend?: string; keepReports?: string; seed?: number }): Promise<number> {
   const { cases, requirements } = loadCatalogue();
-  for (const name of flags.mutant ?? []) if (!MUTANTS.some((m) => m.name === name)) throw new UnknownMutantError(name);
-  const mutants = flags.mutant?.length ? MUTANTS.filter((m) => flags.mutant!.includes(m.name)) : MUTANTS;
+  const backend = backendArg(flags.backend, "--backend");
+  for (const name of flags.mutant ?? []) {
+    const mutant = MUTANTS.find((m) => m.name === name);
+    if (!mutant) throw new UnknownMutantError(name);
+    const why = backend === "prosody" ? whyNotOnProsody(mutant) : undefined;
+    if (why) throw new MutantNotOnProsodyError(name, why);
+  }
+  // On Prosody, the mutants that exist there (src/partner/prosody/mutants.ts); by default its server-side ones.
+  const available = backend === "prosody" ? PROSODY_MUTANTS : MUTANTS;
+  const mutants = flags.mutant?.length ? available.filter((m) => flags.mutant!.includes(m.name)) : backend === "prosody" ? PROSODY_SERVER_MUTANTS : MUTANTS;
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGINT", stop);
   const started = Date.now();
   const { rows, ok } = await runSelftest({
+    backend, keepReportsIn: flags.keepReports ? path.resolve(flags.keepReports) : undefined, seed: flags.seed,
     jobs: flags.jobs, parallel: flags.parallel, mutants, signal: controller.signal,
     onRow: flags.json ? undefined : (row) => {
       const mark = row.ok ? "✔" : "✖";
@@ -358,6 +398,7 @@ export function buildProgram(): Command {
     .option("--endpoint <url>", "xmpp://HOST:PORT or xmpps://HOST:PORT (overrides the config's endpoint)")
     .option("--config <file>", "endpoint config (YAML), see README")
     .option("--partner-mutant <name>", "run against the built-in partner with a known fault (see selftest)")
+    .option("--partner-backend <name>", "server of the built-in partner: builtin (in-process, default) or prosody (needs Prosody installed; docs/prosody.md)")
     .option("--policy <name>", "eligibility policy: eea or whatsapp-european-region")
     .option("--case <ids>", "case ids or prefixes (encryption/, encryption/bundle-*), comma-separated, repeatable", collect)
     .option("--grep <regex>", "run cases whose id or title matches")
@@ -372,6 +413,8 @@ export function buildProgram(): Command {
     .option("--sign <keyfile>", "write a signed bundle to <run dir>/bundle/ with this Ed25519 private key (chatconform keygen)")
     .option("--shard <i/n>", "run only part i of n of the selected cases (sorted by id, dealt round-robin); chatconform merge joins the parts (docs/ci.md)", shardArg)
     .option("--expect <file>", "known failures (YAML, docs/ci.md): a listed failure does not fail the exit code; a listed case that passes does. The verdict is unchanged")
+    .option("--ca <file>", "PEM of the CA (or self-signed certificate) the endpoint's TLS certificate must chain to (overrides the config's tls.ca)")
+    .option("--insecure", "do not verify the endpoint's TLS certificate (overrides tls.insecure; the report records it)")
     .action(async (flags: RunFlags) => {
       process.exitCode = await runCommand(flags);
     });
@@ -382,6 +425,7 @@ export function buildProgram(): Command {
     .option("--host <addr>", "address to bind", "127.0.0.1")
     .option("--mutant <name>", "start a known-bad partner")
     .option("--policy <name>", "eligibility policy")
+    .option("--backend <name>", "builtin (in-process, default) or prosody (a real Prosody with the TPC/1 module; docs/prosody.md)")
     .action(async (flags) => {
       process.exitCode = await partnerCommand(flags);
     });
@@ -449,6 +493,9 @@ export function buildProgram(): Command {
     .option("--jobs <n>", "cases in parallel within each partner's run", positiveInt, 4)
     .option("--parallel <n>", "partners run at once, each in its own process (default: the number of cores)", positiveInt)
     .option("--mutant <names>", "only these mutants", collect)
+    .option("--backend <name>", "server of the reference partner and its mutants: builtin (default) or prosody (only the mutants that exist there)")
+    .option("--keep-reports <dir>", "keep every partner's run (report.json) in <dir>/<partner>/ (e.g. to compare backends)")
+    .option("--seed <n>", "run seed of every partner's run (two selftests with one seed draw the same values)", seedArg)
     .action(async (flags) => {
       process.exitCode = await selftestCommand(flags);
     });
@@ -465,7 +512,7 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;
       return EXIT.badInput;
     }
-    if (e instanceof UsageError || e instanceof SelectionError || e instanceof UnknownMutantError) {
+    if (e instanceof UsageError || e instanceof SelectionError || e instanceof UnknownMutantError || e instanceof MutantNotOnProsodyError || e instanceof ProsodyNotInstalledError || e instanceof ProsodyStartError) {
       err(`chatconform: ${e.message}`);
       return EXIT.badInput;
     }

@@ -10,8 +10,15 @@ import { generateCertificate } from "./tls.ts";
 import { startUploadService } from "./upload.ts";
 import { findMutant, MUTANTS } from "./mutants.ts";
 import { partnerClassifier } from "./eligibility-faults.ts";
+import { startProsodyPartner } from "./prosody/index.ts";
+
+/** Which server the reference partner runs on: the in-process TypeScript server, or Prosody. */
+export type PartnerBackend = "builtin" | "prosody";
+export const PARTNER_BACKENDS: readonly PartnerBackend[] = ["builtin", "prosody"];
 
 export interface ReferencePartnerOptions {
+  /** Default "builtin". "prosody" needs Prosody installed (src/partner/prosody/). */
+  backend?: PartnerBackend;
   mutant?: string;
   port?: number;
   host?: string;
@@ -41,6 +48,7 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
     if (!findMutant(options.mutant)) throw new UnknownMutantError(options.mutant);
     faults.add(options.mutant);
   }
+  if (options.backend === "prosody") return startProsodyPartner({ ...options, testPrefix: TEST_PREFIX });
   const policy = options.policy ?? "eea";
   const reflectorAccount = { username: "reflector", password: randomBytes(12).toString("base64url") };
   const optoutAccount = { username: "optout", password: randomBytes(12).toString("base64url"), optedOut: true };

@@ -270,9 +270,10 @@ function onBehalf(ctx: ServerContext, owner: Account, iq: Element): Element | nu
   if (iq.attrs.type === "get" && xmlns === VCARD_NS && payload.name === "vCard") {
     return iqResult(iq, owner.vcard ? cloneElement(owner.vcard) : xml("vCard", { xmlns: VCARD_NS }));
   }
+  // XEP-0012 §4: last activity only to a requester authorized to see the user's presence, otherwise
+  // forbidden. This server keeps no rosters, so no other account ever is (as Prosody's mod_lastactivity).
   if (iq.attrs.type === "get" && xmlns === LAST_NS && payload.name === "query") {
-    const online = ctx.sessions.available(`${owner.username}@${ctx.domain}`).length > 0;
-    return online ? iqResult(iq, xml("query", { xmlns: LAST_NS, seconds: "0" })) : serverError(ctx, iq, SERVICE_UNAVAILABLE);
+    return serverError(ctx, iq, { type: "auth", condition: "forbidden", text: "last activity is shown only to contacts with a presence subscription" });
   }
   // fault jingle-accepted: calls pass the policy, and the server hands them to the user's device
   if (ctx.faults.has("jingle-accepted") && xmlns === NS.jingle) {
