@@ -161,13 +161,17 @@ export function signalMessageCounter(signalMessage: Uint8Array, preKey: boolean)
  * libsignal's signing code uses the stored scalar as is.
  */
 function generateCurveKeyPair(): KeyPairType {
-  const { privateKey } = generateKeyPairSync("x25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  const scalar = Buffer.from(jwk.d!, "base64url");
+  // DER straight from the generator: exporting a KeyObject as JWK can deadlock Node when a GC
+  // runs during the export (seen as rare hung runs). PKCS#8 and SPKI end with the 32 raw bytes.
+  const { privateKey, publicKey: spki } = generateKeyPairSync("x25519", {
+    privateKeyEncoding: { format: "der", type: "pkcs8" },
+    publicKeyEncoding: { format: "der", type: "spki" },
+  });
+  const scalar = Buffer.from(privateKey.subarray(privateKey.length - 32));
   scalar[0]! &= 248;
   scalar[31]! &= 127;
   scalar[31]! |= 64;
-  const publicKey = Buffer.concat([Buffer.from([0x05]), Buffer.from(jwk.x!, "base64url")]);
+  const publicKey = Buffer.concat([Buffer.from([0x05]), spki.subarray(spki.length - 32)]);
   return { pubKey: toArrayBuffer(publicKey), privKey: toArrayBuffer(scalar) };
 }
 
