@@ -134,7 +134,10 @@ export async function startProsodyPartner(options: ProsodyPartnerOptions): Promi
       optout: `optout@${domain}`,
       hooks: ["reset", "block", "unblock", "send", "state", "reconnect"],
       policy,
-      timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT },
+      // Twice the in-process partner's waits for answers: a real server behind real sockets takes
+      // about twice as long per reflected message, and a loaded CI machine must not turn that into
+      // timeouts. A compliant run waits out none of them; only what a mutant never sends waits longer.
+      timeouts: { ...DEFAULT_TIMEOUTS, iq: 2 * DEFAULT_TIMEOUTS.iq, stanza: 2 * DEFAULT_STANZA_TIMEOUT },
       maxStanzaBytes: 10 * 1024 * 1024,
       localTestEndpoint: true,
     };
