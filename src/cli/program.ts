@@ -26,6 +26,7 @@ import { runSelftest } from "../runner/selftest.ts";
 import { SUITE, runSuite } from "../runner/suite.ts";
 import { eligibilityCommand } from "./eligibility.ts";
 import type { EligibilityFlags } from "./eligibility.ts";
+import { POLICIES } from "../eligibility/classify.ts";
 import { reportRenderCommand } from "./report-render.ts";
 import type { ReportRenderFlags } from "./report-render.ts";
 import { writeBundle } from "../report/bundle.ts";
@@ -358,14 +359,29 @@ async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?:
   // On Prosody, the mutants that exist there (src/partner/prosody/mutants.ts); by default its server-side ones.
   const available = backend === "prosody" ? PROSODY_MUTANTS : MUTANTS;
   const mutants = flags.mutant?.length ? available.filter((m) => flags.mutant!.includes(m.name)) : backend === "prosody" ? PROSODY_SERVER_MUTANTS : MUTANTS;
+  // The first signal stops the partners' runs (each writes its report, marked incomplete) and the
+  // selftest ends incomplete; a second one exits at once, as `run` does.
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once("SIGINT", stop);
+  const stop = (signal: string) => {
+    if (controller.signal.aborted) {
+      err(`\n${signal} again: exiting without waiting.`);
+      process.exit(EXIT.interruptedTwice);
+    }
+    err(`\n${signal}: stopping the partners' runs; no new ones start (press Ctrl-C again to exit now).`);
+    controller.abort(signal);
+  };
+  const sigint = () => stop("SIGINT");
+  const sigterm = () => stop("SIGTERM");
+  process.on("SIGINT", sigint);
+  process.on("SIGTERM", sigterm);
   const started = Date.now();
+  if (!flags.json) out(`Selftest on the ${backend} backend: the reference partner under ${POLICIES.join(" and ")}, then ${mutants.length} mutant(s), each run in its own process`);
   const { rows, ok } = await runSelftest({
     backend, keepReportsIn: flags.keepReports ? path.resolve(flags.keepReports) : undefined, seed: flags.seed,
     jobs: flags.jobs, parallel: flags.parallel, mutants, signal: controller.signal,
-    onRow: flags.json ? undefined : (row) => {
+    onRow: (row) => {
+      if (row.retried) err(`selftest: the run of ${row.partner} hung and was stopped; the row judges a second run`);
+      if (flags.json) return;
       const mark = row.ok ? "✔" : "✖";
       const detail = row.reference
         ? `${row.verdict}`
@@ -374,13 +390,16 @@ async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?:
       for (const e of row.errors) out(`    ${e}`);
     },
   });
-  process.off("SIGINT", stop);
+  process.off("SIGINT", sigint);
+  process.off("SIGTERM", sigterm);
   const uncovered = requirements.filter((r) => !cases.some((c) => c.requirements.includes(r.id))).map((r) => r.id);
   const killed = rows.filter((r) => !r.reference && r.ok).length;
   const references = rows.filter((r) => r.reference);
   const referenceOk = references.length > 0 && references.every((r) => r.ok);
-  if (flags.json) out(JSON.stringify({ ok, rows, uncovered }, null, 2));
+  if (flags.json) out(JSON.stringify({ ok, interrupted: controller.signal.aborted, rows, uncovered }, null, 2));
+  else if (controller.signal.aborted) out(`\nselftest INCOMPLETE (interrupted): ${rows.length} of ${mutants.length + POLICIES.length} partners judged; ${killed} mutants killed exactly so far`);
   else out(`\n${ok ? "selftest OK" : "selftest FAILED"}: ${killed}/${mutants.length} mutants killed exactly; reference partner ${referenceOk ? "compliant" : "NOT compliant"} under ${references.map((r) => r.policy).join(" and ")} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  if (controller.signal.aborted) return EXIT.incomplete;
   return ok ? EXIT.ok : EXIT.nonCompliant;
 }
 
