@@ -7,7 +7,7 @@ export const PRIVACY_MUTANTS: readonly Mutant[] = [
   { name: "nick-leak", side: "reflector", description: "partner messages carry the user's nick (XEP-0172)", breaks: ["PRV-01"] },
   { name: "vcard-served", side: "server", description: "the server answers vcard-temp and vCard4 queries about partner users with their vCard", breaks: ["PRV-01", "PRV-02"] },
   { name: "avatar-served", side: "server", description: "partner users' avatar and nick PEP nodes are readable by gatekeeper users", breaks: ["PRV-02"] },
-  { name: "activity-served", side: "server", description: "the server answers last-activity queries about partner users", breaks: ["PRV-02"] },
+  { name: "activity-served", side: "server", description: "the server tells gatekeeper users a partner user's last activity (seconds idle) instead of refusing with forbidden", breaks: ["PRV-02"] },
   { name: "presence-leak", side: "server", description: "presence crosses between gatekeeper and partner users", breaks: ["PRV-01", "PRV-04"] },
   // --- opt-in
   { name: "optout-enumerable", side: "server", description: "an opted-out partner user behaves like any other account, so a gatekeeper user can tell it exists", breaks: ["LIF-01"] },
