@@ -59,8 +59,11 @@ export interface RunOutcome {
   incompleteReason?: string;
 }
 
-/** Static accounts are shared by cases one at a time. */
-class AccountPool {
+/**
+ * Static accounts are shared by cases one at a time. The wait for one is not part of the case's
+ * deadline (queueing behind other cases is not the endpoint's fault), but an interruption ends it.
+ */
+export class AccountPool {
   private free: StaticAccount[];
   private waiting: ((a: StaticAccount) => void)[] = [];
   constructor(accounts: StaticAccount[]) {
@@ -69,10 +72,22 @@ class AccountPool {
   get size(): number {
     return this.free.length;
   }
-  acquire(): Promise<StaticAccount> {
+  acquire(signal?: AbortSignal): Promise<StaticAccount> {
     const account = this.free.shift();
     if (account) return Promise.resolve(account);
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve, reject) => {
+      const waiter = (a: StaticAccount) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(a);
+      };
+      const onAbort = () => {
+        this.waiting = this.waiting.filter((w) => w !== waiter);
+        reject(new CaseStopped("not-tested", `interrupted by ${interruptionName(signal)} while waiting for a static account: not started`));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
   }
   release(account: StaticAccount): void {
     const next = this.waiting.shift();
@@ -204,7 +219,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
         let provisioned = false;
         if (spec.account === "ineligible" || config.accounts.mode === "static") {
           const from = spec.account === "ineligible" ? this.ineligiblePool : pool;
-          const staticAccount = await from.acquire();
+          const staticAccount = await from.acquire(signal);
           borrowed.push({ pool: from, account: staticAccount });
           account = staticAccount;
           phone = staticAccount.phone;
