@@ -1,8 +1,5 @@
 // The reference partner: the in-process TPC/1 server plus the reflector as a real client of it.
-import { randomBytes } from "node:crypto";
 import type { EndpointConfig } from "../config/config.ts";
-import { DEFAULT_STANZA_TIMEOUT } from "../config/config.ts";
-import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 import { startReferenceServer } from "./server/index.ts";
 import { startReflector } from "./reflector.ts";
@@ -11,6 +8,7 @@ import { startUploadService } from "./upload.ts";
 import { findMutant, MUTANTS } from "./mutants.ts";
 import { partnerClassifier } from "./eligibility-faults.ts";
 import { startProsodyPartner } from "./prosody/index.ts";
+import { partnerAccounts, partnerEndpointConfig } from "./endpoint.ts";
 
 /** Which server the reference partner runs on: the in-process TypeScript server, or Prosody. */
 export type PartnerBackend = "builtin" | "prosody";
@@ -50,11 +48,7 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
   }
   if (options.backend === "prosody") return startProsodyPartner({ ...options, testPrefix: TEST_PREFIX });
   const policy = options.policy ?? "eea";
-  const reflectorAccount = { username: "reflector", password: randomBytes(12).toString("base64url") };
-  const optoutAccount = { username: "optout", password: randomBytes(12).toString("base64url"), optedOut: true };
-  // A gatekeeper account provisioned with a Greenland number, outside both policies: registration
-  // would refuse it, so it exists only as a static account (TPC/1 §2), for ELG-05 and ELG-06.
-  const ineligibleAccount = { username: `${TEST_PREFIX}ineligible`, password: randomBytes(12).toString("base64url"), phone: "+299 32 10 00" };
+  const { reflector: reflectorAccount, optout: optoutAccount, ineligible: ineligibleAccount } = partnerAccounts(TEST_PREFIX);
   const domain = "partner.test";
   const host = options.host ?? "127.0.0.1";
   // The XEP-0363 upload service at upload.<domain>, over HTTPS with the server's own certificate
@@ -77,19 +71,7 @@ export async function startReferencePartner(options: ReferencePartnerOptions = {
     await upload.stop();
     throw err;
   }
-  const config: EndpointConfig = {
-    service: `xmpp://${server.host}:${server.port}`,
-    domain: server.domain,
-    tls: { ca: server.caCertPem },
-    accounts: { mode: "register", prefix: TEST_PREFIX, static: [], ineligible: [ineligibleAccount] },
-    reflector: `reflector@${server.domain}`,
-    optout: `optout@${server.domain}`,
-    hooks: ["reset", "block", "unblock", "send", "state", "reconnect"],
-    policy,
-    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT },
-    maxStanzaBytes: 10 * 1024 * 1024,
-    localTestEndpoint: true,
-  };
+  const config = partnerEndpointConfig({ host: server.host, port: server.port, domain: server.domain, caCertPem: server.caCertPem, testPrefix: TEST_PREFIX, ineligible: ineligibleAccount, policy });
   let reflector;
   try {
     reflector = await startReflector({

@@ -1,15 +1,13 @@
 // The reference partner on a real XMPP server: Prosody with mod_tpc (the TPC/1 policy in Lua),
 // its XEP-0363 upload component, and the TypeScript reflector as a client of it. The same endpoint
 // config as the in-process partner (src/partner/index.ts), so the suite's verdicts compare 1:1.
-import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { EndpointConfig } from "../../config/config.ts";
-import { DEFAULT_STANZA_TIMEOUT } from "../../config/config.ts";
 import type { PolicyName } from "../../eligibility/classify.ts";
-import { DEFAULT_TIMEOUTS } from "../../protocol/connection.ts";
+import { partnerAccounts, partnerEndpointConfig } from "../endpoint.ts";
 import { findMutant } from "../mutants.ts";
 import { startReflector } from "../reflector.ts";
 import { generateCertificate } from "../tls.ts";
@@ -80,10 +78,7 @@ export async function startProsodyPartner(options: ProsodyPartnerOptions): Promi
       }
     }
   };
-  const reflectorAccount = { username: "reflector", password: randomBytes(12).toString("base64url") };
-  const optoutAccount = { username: "optout", password: randomBytes(12).toString("base64url"), optedOut: true };
-  // As in src/partner/index.ts: a Greenland number, outside both policies; only the partner can create it.
-  const ineligibleAccount = { username: `${options.testPrefix}ineligible`, password: randomBytes(12).toString("base64url"), phone: "+299 32 10 00" };
+  const { reflector: reflectorAccount, optout: optoutAccount, ineligible: ineligibleAccount } = partnerAccounts(options.testPrefix);
 
   const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-prosody-"));
   chmodSync(dir, 0o700);
@@ -125,22 +120,10 @@ export async function startProsodyPartner(options: ProsodyPartnerOptions): Promi
     }
     const server = prosody;
 
-    const config: EndpointConfig = {
-      service: `xmpp://${host}:${c2sPort}`,
-      domain,
-      tls: { ca: cert.certPem },
-      accounts: { mode: "register", prefix: options.testPrefix, static: [], ineligible: [ineligibleAccount] },
-      reflector: `reflector@${domain}`,
-      optout: `optout@${domain}`,
-      hooks: ["reset", "block", "unblock", "send", "state", "reconnect"],
-      policy,
-      // Twice the in-process partner's waits for answers: a real server behind real sockets takes
-      // about twice as long per reflected message, and a loaded CI machine must not turn that into
-      // timeouts. A compliant run waits out none of them; only what a mutant never sends waits longer.
-      timeouts: { ...DEFAULT_TIMEOUTS, iq: 2 * DEFAULT_TIMEOUTS.iq, stanza: 2 * DEFAULT_STANZA_TIMEOUT },
-      maxStanzaBytes: 10 * 1024 * 1024,
-      localTestEndpoint: true,
-    };
+    // Twice the in-process partner's waits for answers: a real server behind real sockets takes
+    // about twice as long per reflected message, and a loaded CI machine must not turn that into
+    // timeouts. A compliant run waits out none of them; only what a mutant never sends waits longer.
+    const config = partnerEndpointConfig({ host, port: c2sPort, domain, caCertPem: cert.certPem, testPrefix: options.testPrefix, ineligible: ineligibleAccount, policy, answerWaitFactor: 2 });
     let reflector;
     try {
       reflector = await startReflector({
