@@ -21,6 +21,13 @@ describe("endpoint config", () => {
     assert.equal(config.policy, "eea");
     assert.deepEqual(config.hooks, ["state"]);
     assert.equal(config.timeouts.stanza, 5000);
+    assert.equal(config.timeouts.http, 10_000);
+  });
+
+  it("takes the media HTTP deadline from timeouts.http, within bounds", () => {
+    const base = "endpoint: xmpp://127.0.0.1:5222\ndomain: partner.example\n";
+    assert.equal(loadConfigFile(writeConfig(`${base}timeouts: { http: 30000 }\n`)).timeouts.http, 30_000);
+    assert.throws(() => loadConfigFile(writeConfig(`${base}timeouts: { http: 10 }\n`)), /timeouts\.http: must be >= 50/);
   });
 
   it("reports all schema problems at once as path: message", () => {

@@ -6,6 +6,7 @@ import type { ErrorObject } from "ajv";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
 import type { PhaseTimeouts, TlsOptions } from "../protocol/connection.ts";
+import { DEFAULT_HTTP_TIMEOUT_MS } from "../protocol/upload.ts";
 import { HOOKS } from "../cases/vocabulary.ts";
 import type { HookName } from "../cases/vocabulary.ts";
 
@@ -27,8 +28,11 @@ export interface EndpointConfig {
   optout?: string;
   hooks: HookName[];
   policy: string;
-  /** Per-phase deadlines; `stanza` for each expected stanza, `grace` for running cases after Ctrl-C or SIGTERM. */
-  timeouts: PhaseTimeouts & { stanza: number; grace?: number };
+  /**
+   * Per-phase deadlines; `stanza` for each expected stanza, `http` for each media upload or download,
+   * `grace` for running cases after Ctrl-C or SIGTERM.
+   */
+  timeouts: PhaseTimeouts & { stanza: number; http?: number; grace?: number };
   /** Largest stanza accepted from the endpoint; a bigger one ends the connection (policy-violation). */
   maxStanzaBytes: number;
   /** Largest rate of bytes accepted from the endpoint per connection; more ends the connection (policy-violation). */
@@ -80,6 +84,7 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         ...Object.fromEntries(["connect", "stream", "tls", "sasl", "bind", "iq", "stanza"].map((k) => [k, { type: "integer", minimum: 50, maximum: 600000 }])),
+        http: { type: "integer", minimum: 50, maximum: 600000 },
         grace: { type: "integer", minimum: 0, maximum: 600000 },
       },
     },
@@ -129,7 +134,7 @@ export function normaliseConfig(data: unknown, options: { source: string; baseDi
     endpoint?: string; domain: string; tls?: { ca?: string; servername?: string; insecure?: boolean };
     accounts?: { mode?: "register" | "static"; prefix?: string; static?: StaticAccount[]; ineligible?: StaticAccount[] };
     reflector?: string; optout?: string; hooks?: HookName[]; policy?: string;
-    timeouts?: Partial<PhaseTimeouts & { stanza: number; grace: number }>; maxStanzaBytes?: number; maxInboundBytesPerSecond?: number;
+    timeouts?: Partial<PhaseTimeouts & { stanza: number; http: number; grace: number }>; maxStanzaBytes?: number; maxInboundBytesPerSecond?: number;
     localTestEndpoint?: boolean;
   };
   const problems: string[] = [];
@@ -165,7 +170,7 @@ export function normaliseConfig(data: unknown, options: { source: string; baseDi
     optout: raw.optout,
     hooks: raw.hooks ?? [],
     policy,
-    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT, grace: DEFAULT_GRACE_MS, ...raw.timeouts },
+    timeouts: { ...DEFAULT_TIMEOUTS, stanza: DEFAULT_STANZA_TIMEOUT, http: DEFAULT_HTTP_TIMEOUT_MS, grace: DEFAULT_GRACE_MS, ...raw.timeouts },
     maxStanzaBytes: raw.maxStanzaBytes ?? DEFAULT_MAX_STANZA_BYTES,
     maxInboundBytesPerSecond: raw.maxInboundBytesPerSecond ?? DEFAULT_MAX_INBOUND_BYTES_PER_SECOND,
     localTestEndpoint: raw.localTestEndpoint ?? false,

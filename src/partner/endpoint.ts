@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import type { EndpointConfig, StaticAccount } from "../config/config.ts";
 import { DEFAULT_STANZA_TIMEOUT } from "../config/config.ts";
 import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
+import { DEFAULT_HTTP_TIMEOUT_MS } from "../protocol/upload.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 
 export interface PartnerAccounts {
@@ -34,7 +35,7 @@ export interface PartnerEndpointOptions {
   testPrefix: string;
   ineligible: StaticAccount;
   policy: PolicyName;
-  /** How many times the default IQ and stanza waits the server may take to answer (default 1). */
+  /** How many times the default IQ, stanza and HTTP waits the server may take to answer (default 1). */
   answerWaitFactor?: number;
 }
 
@@ -49,7 +50,7 @@ export function partnerEndpointConfig(o: PartnerEndpointOptions): EndpointConfig
     optout: `optout@${o.domain}`,
     hooks: ["reset", "block", "unblock", "send", "state", "reconnect"],
     policy: o.policy,
-    timeouts: { ...DEFAULT_TIMEOUTS, iq: factor * DEFAULT_TIMEOUTS.iq, stanza: factor * DEFAULT_STANZA_TIMEOUT },
+    timeouts: { ...DEFAULT_TIMEOUTS, iq: factor * DEFAULT_TIMEOUTS.iq, stanza: factor * DEFAULT_STANZA_TIMEOUT, http: factor * DEFAULT_HTTP_TIMEOUT_MS },
     maxStanzaBytes: 10 * 1024 * 1024,
     localTestEndpoint: true,
   };

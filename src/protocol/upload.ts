@@ -186,7 +186,8 @@ export interface HttpGetResult {
   body: Buffer;
 }
 
-const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
+/** Each HTTP exchange of a media upload or download (config `timeouts.http`); raise it for a slow link or a loaded machine. */
+export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 const PUT_RESPONSE_TEXT_BYTES = 4096;
 
 function isHttpUrl(text: string): boolean {

@@ -57,16 +57,16 @@ const uploadProbe: StepHandler = async (ctx, p) => {
     return;
   }
   if (check === "length-mismatch") {
-    const put = await httpPut(slot.putUrl, blob.subarray(0, size - 1), { ca, headers: slot.headers, contentLength: size - 1 });
+    const put = await httpPut(slot.putUrl, blob.subarray(0, size - 1), { ca, headers: slot.headers, contentLength: size - 1, timeoutMs: ctx.config.timeouts.http });
     ctx.check(requirement, put.status >= 400, `a PUT whose Content-Length (${size - 1}) differs from the slot (${size}) refused`, `HTTP ${put.status}`);
-    const get = await httpGet(slot.getUrl, { ca, maxBytes: size + 1024 });
+    const get = await httpGet(slot.getUrl, { ca, maxBytes: size + 1024, timeoutMs: ctx.config.timeouts.http });
     ctx.check(requirement, get.status !== 200, "nothing stored for the refused upload", get.status === 200 ? `GET returned ${get.body.length} bytes` : `GET HTTP ${get.status}`);
     return;
   }
   const started = Date.now();
-  const put = await httpPut(slot.putUrl, blob, { ca, headers: slot.headers });
+  const put = await httpPut(slot.putUrl, blob, { ca, headers: slot.headers, timeoutMs: ctx.config.timeouts.http });
   ctx.check(requirement, put.status >= 200 && put.status < 300, `PUT of ${size} bytes accepted`, `HTTP ${put.status}`);
-  const get = await httpGet(slot.getUrl, { ca, maxBytes: size + 1024 });
+  const get = await httpGet(slot.getUrl, { ca, maxBytes: size + 1024, timeoutMs: ctx.config.timeouts.http });
   const same = get.status === 200 && get.body.equals(blob);
   ctx.check(requirement, same, `GET returns exactly the ${size} bytes uploaded`, get.status === 200 ? `${get.body.length} bytes, ${same ? "identical" : "different"} (${Date.now() - started} ms for both)` : `HTTP ${get.status}`);
 };
@@ -79,7 +79,7 @@ const sendMedia: StepHandler = async (ctx, p) => {
   const blob = Buffer.from(encrypted.blob);
   if (p.tamper === "blob") blob[blob.length - 1] = blob[blob.length - 1]! ^ 0x01; // inside the GCM tag
   const slot = await requestSlot(device.conn, service.jid, { filename: meta.file, size: blob.length, contentType: "application/octet-stream" });
-  const put = await httpPut(slot.putUrl, blob, { ca: ctx.config.tls.ca, headers: slot.headers });
+  const put = await httpPut(slot.putUrl, blob, { ca: ctx.config.tls.ca, headers: slot.headers, timeoutMs: ctx.config.timeouts.http });
   if (put.status < 200 || put.status >= 300) throw new NotTested(`precondition not met: the upload of ${meta.file} failed with HTTP ${put.status}`);
   const media: Record<string, unknown> = {
     url: slot.getUrl, mime: (p.mime as string | undefined) ?? meta.mime, size: bytes.length, sha256: encrypted.sha256,
@@ -132,7 +132,7 @@ const checkMedia: StepHandler = async (ctx, p) => {
     ctx.check(requirement, false, "a media descriptor with url, key, iv and size", JSON.stringify(media ?? null), evidence);
     return;
   }
-  const get = await httpGet(media.url, { ca: ctx.config.tls.ca, maxBytes: media.size + TAG_BYTES + 1024 });
+  const get = await httpGet(media.url, { ca: ctx.config.tls.ca, maxBytes: media.size + TAG_BYTES + 1024, timeoutMs: ctx.config.timeouts.http });
   ctx.check(requirement, get.status === 200, `the blob downloads from ${media.url}`, `HTTP ${get.status}`, evidence);
   const blob = get.body;
   const blobRequirement = (p.blobRequirement as string | undefined) ?? requirement;
