@@ -83,6 +83,18 @@ describe("case loader and lint", () => {
     assert.match(text, /step expect: ref "m9" is not defined/);
   });
 
+  it("checks the peers of block and blocklist steps like any other peer", () => {
+    const body = VALID
+      .replace("needs: [reflector]", "needs: [reflector, hook:block]")
+      .replace("  - connect: { actor: alice }", "  - connect: { actor: alice }\n  - block: { actor: alice, jid: bob }\n  - blocklist: { actor: alice, lists: [reflector, carol], lacks: [optout], requirement: ENC-06 }");
+    const { file, root } = writeCase("encryption", "sample", body);
+    const text = loadCaseFile(file, requirements, root).problems.map(formatProblem).join("\n");
+    assert.match(text, /sample\.yaml:13: step block: jid "bob" is neither an actor of this case/);
+    assert.match(text, /sample\.yaml:14: step blocklist: lists\.1 "carol" is neither an actor of this case/);
+    assert.match(text, /sample\.yaml:14: step blocklist: talks to the opted-out user, so needs must list "optout"/);
+    assert.doesNotMatch(text, /lists\.0/);
+  });
+
   it("reports malformed YAML with its line", () => {
     const { file, root } = writeCase("encryption", "sample", "format: 1\nid: [unclosed\n");
     const { problems } = loadCaseFile(file, requirements, root);

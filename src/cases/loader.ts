@@ -175,8 +175,17 @@ export function loadCaseFile(file: string, requirements: Requirement[], root = p
     const line = at("steps", i);
     const actor = params.actor as string | undefined;
     if (actor && !(actor in actors)) problem(line, `step ${name}: actor "${actor}" is not declared under actors`);
-    for (const key of ["to", "with", "of", "from"]) {
-      const peer = params[key];
+    // Every place a step names a peer: to/with/of/from, the JID a block step blocks, and the
+    // entries of a blocklist step's lists/lacks.
+    const peers: [string, unknown][] = ["to", "with", "of", "from"].map((key) => [key, params[key]]);
+    if (name === "block") peers.push(["jid", params.jid]);
+    if (name === "blocklist") {
+      for (const key of ["lists", "lacks"]) {
+        const entries = Array.isArray(params[key]) ? (params[key] as unknown[]) : [];
+        entries.forEach((peer, j) => peers.push([`${key}.${j}`, peer]));
+      }
+    }
+    for (const [key, peer] of peers) {
       if (typeof peer !== "string") continue;
       if (peer === "reflector" && !needs.has("reflector")) problem(line, `step ${name}: talks to the reflector, so needs must list "reflector"`);
       else if (peer === "optout" && !needs.has("optout")) problem(line, `step ${name}: talks to the opted-out user, so needs must list "optout"`);
