@@ -1,6 +1,9 @@
 // End to end: the real catalogue, the real in-process partner, real crypto. No mocks.
 import assert from "node:assert/strict";
-import { DEFAULT_CASES_DIR, listCaseFiles, loadCases } from "../src/cases/loader.ts";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { DEFAULT_CASES_DIR, listCaseFiles, loadCaseFile, loadCases } from "../src/cases/loader.ts";
 import { selectCases } from "../src/cases/select.ts";
 import { loadRequirements } from "../src/checks/requirements.ts";
 import { startReferencePartner } from "../src/partner/index.ts";
@@ -59,6 +62,40 @@ describe("end to end against the reference partner", function () {
     // The offending stanza is in the transcript, as evidence.
     const evidence = replay.transcript.find((e) => e.seq === replay.failures[0]!.evidence[0]);
     assert.match(evidence?.xml ?? "", /urn:xmpp:receipts/);
+  });
+
+  it("expect-no on a second device waits for that device's own stream, not only device 0's", async () => {
+    // The partner's message goes to both devices; device 0 takes it, device 1 leaves it in its inbox.
+    // expect-no on device 1 must find it every time: a barrier on device 0's stream alone would race.
+    const root = mkdtempSync(path.join(os.tmpdir(), "chatconform-e2e-"));
+    mkdirSync(path.join(root, "cases", "encryption"), { recursive: true });
+    const file = path.join(root, "cases", "encryption", "second-device-barrier.yaml");
+    writeFileSync(file, [
+      "format: 1",
+      "id: encryption/second-device-barrier",
+      "title: A message the second device got is seen by expect-no on that device",
+      "requirements: [ENC-17]",
+      "level: MUST",
+      "needs: [reflector, hook:send]",
+      "tags: [multi-device, barrier]",
+      "spec: the barrier of expect-no covers the device it looks at.",
+      "actors:",
+      "  alice: { devices: 2 }",
+      "steps:",
+      "  - connect: { actor: alice }",
+      "  - hook: { actor: alice, name: send, args: { to: alice, kind: text, text: \"on both\" } }",
+      "  - receive: { actor: alice, device: 0, from: reflector, as: p0, requirement: ENC-17 }",
+      "  - expect-no: { actor: alice, device: 1, stanza: encrypted, from: reflector, barrier: ping, requirement: ENC-17 }",
+      "",
+    ].join("\n"));
+    const loaded = loadCaseFile(file, requirements, root);
+    assert.deepEqual(loaded.problems, []);
+    const run = await runAgainst(undefined, [loaded.case!]);
+    const result = run.results[0]!;
+    assert.equal(result.status, "fail", describeFailures(run));
+    assert.equal(result.failures.length, 1);
+    assert.equal(result.failures[0]!.expected, "no encrypted from reflector");
+    assert.match(result.failures[0]!.actual, /^encrypted message \(text\)$/);
   });
 
   it("reports cases whose hook the endpoint lacks as not-tested, never pass", async () => {

@@ -500,7 +500,15 @@ const expectNo: StepHandler = async (ctx, p) => {
   const actor = ctx.actor(p.actor as string);
   const device = actor.device((p.device as number | undefined) ?? 0);
   const via = (p.barrier as string | undefined) ?? "message";
-  const barrierSeq = via === "none" ? undefined : await runBarrier(ctx, actor, via);
+  let barrierSeq = via === "none" ? undefined : await runBarrier(ctx, actor, via);
+  const index = (p.device as number | undefined) ?? 0;
+  if (barrierSeq !== undefined && index !== 0) {
+    // The barrier ran on device 0's stream, and order holds per stream only: a ping on this device's
+    // own stream, once the barrier is answered, proves what the server had routed to it arrived.
+    const result = await actor.connected(index).conn.iq(xml("iq", { type: "get", to: ctx.config.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    await decrypted(actor);
+    barrierSeq = ctx.entryOf(result)?.seq ?? barrierSeq;
+  }
   const found = device.inbox.find((it) => matches(ctx, it, p));
   const proof = barrierSeq ? `, proven by the barrier answered at #${barrierSeq}` : "";
   ctx.check(
