@@ -23,6 +23,10 @@ function failed(requirement: string, evidence: number[] = [], over: Partial<Chec
   return { requirement, ok: false, step: "steps[1] expect receipt m1", expected: `what ${requirement} expects`, actual: `what came for ${requirement}`, evidence, ...over };
 }
 
+function passed(requirement: string): CheckResult {
+  return { requirement, ok: true, step: "steps[1] expect receipt m1", expected: `what ${requirement} expects`, actual: "as expected", evidence: [] };
+}
+
 function result(id: string, status: CaseStatus, requirements: string[], over: Partial<CaseResult> = {}): CaseResult {
   return {
     id, title: `Case ${id} title`, file: `cases/${id}.yaml`, area: id.split("/")[0]!, requirements, level: "MUST", tags: ["core"],
@@ -64,9 +68,9 @@ describe("requirements file", () => {
 });
 
 describe("requirement aggregation", () => {
-  const requirements = ["PAS-01", "FAI-01", "ERR-01", "NTT-01", "OTH-01", "SKP-01", "UNC-01", "PRE-01", "PRE-02", "MIX-01"].map((id) => req(id));
+  const requirements = ["PAS-01", "FAI-01", "ERR-01", "NTT-01", "OTH-01", "SKP-01", "UNC-01", "PRE-01", "PRE-02", "MIX-01", "LST-01", "LST-02"].map((id) => req(id));
   const cases = [
-    result("a/pass", "pass", ["PAS-01"]),
+    result("a/pass", "pass", ["PAS-01"], { checks: [passed("PAS-01")] }),
     result("a/pass-skipped", "skip", ["PAS-01"]),
     result("a/fail", "fail", ["FAI-01", "OTH-01"], { failures: [failed("FAI-01")] }),
     result("a/error", "error", ["ERR-01"], { reason: "socket closed" }),
@@ -81,6 +85,10 @@ describe("requirement aggregation", () => {
     result("a/pre-nt", "not-tested", ["PRE-02"]),
     // a failed check counts even in a case that then broke.
     result("a/mix", "error", ["MIX-01"], { failures: [failed("MIX-01")] }),
+    // Listed but never checked: a passing case with no check on LST-01 does not make it pass…
+    result("a/listed-only", "pass", ["LST-01", "LST-02"], { checks: [passed("PAS-01")] }),
+    // …another passing case that checked it does.
+    result("a/listed-checked", "pass", ["LST-02"], { checks: [passed("LST-02")] }),
   ];
   const table = new Map(aggregateRequirements(requirements, cases).map((r) => [r.id, r]));
   const expected: [string, AggregateStatus, string[]][] = [
@@ -94,6 +102,8 @@ describe("requirement aggregation", () => {
     ["PRE-01", "fail", ["a/pre-fail", "a/pre-error"]],
     ["PRE-02", "error", ["a/pre-error", "a/pre-nt"]],
     ["MIX-01", "fail", ["a/mix"]],
+    ["LST-01", "not-tested", ["a/listed-only"]],
+    ["LST-02", "pass", ["a/listed-only", "a/listed-checked"]],
   ];
   for (const [id, status, covering] of expected) {
     it(`${id} → ${status}`, () => {
@@ -113,7 +123,8 @@ describe("verdict", () => {
   const row = (level: Level, status: AggregateStatus) => ({ level, status });
   const table: [string, { level: Level; status: AggregateStatus }[], boolean, string][] = [
     ["all pass", [row("MUST", "pass"), row("SHOULD", "pass")], false, "compliant"],
-    ["uncovered and skip change nothing", [row("MUST", "pass"), row("MUST", "uncovered"), row("MUST", "skip"), row("SHOULD", "uncovered")], false, "compliant"],
+    ["skip and an uncovered SHOULD change nothing", [row("MUST", "pass"), row("MUST", "skip"), row("SHOULD", "uncovered")], false, "compliant"],
+    ["an uncovered MUST was never tested", [row("MUST", "pass"), row("MUST", "uncovered")], false, "incomplete"],
     ["a SHOULD fails", [row("MUST", "pass"), row("SHOULD", "fail")], false, "compliant-with-warnings"],
     ["a MAY is not tested", [row("MUST", "pass"), row("MAY", "not-tested")], false, "compliant-with-warnings"],
     ["a SHOULD errors", [row("MUST", "pass"), row("SHOULD", "error")], false, "compliant-with-warnings"],

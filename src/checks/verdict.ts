@@ -10,7 +10,10 @@ export interface AggregatedRequirement extends Omit<RequirementResult, "status">
   status: AggregateStatus;
 }
 
-type CaseOutcome = Pick<CaseResult, "id" | "requirements" | "status" | "failures">;
+/** What the verdict needs of a case: its status, failures, and which requirements its checks were on. */
+type CaseOutcome = Pick<CaseResult, "id" | "requirements" | "status" | "failures"> & {
+  checks: readonly { requirement: string; ok: boolean }[];
+};
 
 /** The status of one requirement from the cases that cover it (rules in order; the first that applies wins). */
 export function requirementStatus(id: string, covering: readonly CaseOutcome[]): AggregateStatus {
@@ -21,7 +24,10 @@ export function requirementStatus(id: string, covering: readonly CaseOutcome[]):
   // A case that failed on another requirement stopped before this one was established.
   if (covering.some((c) => c.status === "not-tested" || c.status === "fail")) return "not-tested";
   if (covering.every((c) => c.status === "skip")) return "skip";
-  return "pass";
+  // Listing a requirement is not testing it: a passing case must have made a passing check on it
+  // (some cases check a requirement only under one policy, or only on one branch).
+  if (covering.some((c) => c.status === "pass" && c.checks.some((k) => k.requirement === id && k.ok))) return "pass";
+  return "not-tested";
 }
 
 /** One row per requirement, in the order given. */
@@ -43,14 +49,15 @@ export function aggregateRequirements(requirements: readonly Requirement[], case
 const NOT_ESTABLISHED: ReadonlySet<AggregateStatus> = new Set(["fail", "error", "not-tested"]);
 
 /**
- * non-compliant: a MUST fails. incomplete: the run was cut short, or a MUST is error / not-tested.
+ * non-compliant: a MUST fails. incomplete: the run was cut short, or a MUST is error / not-tested /
+ * uncovered (no case in the catalogue: "compliant" must mean every MUST was tested).
  * compliant-with-warnings: a SHOULD/MAY is fail / error / not-tested. Otherwise compliant.
- * `skip` and `uncovered` requirements never change the verdict.
+ * `skip` (filtered out) never changes the verdict, nor does an uncovered SHOULD/MAY.
  */
 export function computeVerdict(reqResults: readonly { level: Level; status: AggregateStatus }[], run: { incomplete: boolean }): Verdict {
   const must = reqResults.filter((r) => r.level === "MUST");
   if (must.some((r) => r.status === "fail")) return "non-compliant";
-  if (run.incomplete || must.some((r) => r.status === "error" || r.status === "not-tested")) return "incomplete";
+  if (run.incomplete || must.some((r) => r.status === "error" || r.status === "not-tested" || r.status === "uncovered")) return "incomplete";
   if (reqResults.some((r) => r.level !== "MUST" && NOT_ESTABLISHED.has(r.status))) return "compliant-with-warnings";
   return "compliant";
 }

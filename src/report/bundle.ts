@@ -455,7 +455,7 @@ export function verifyBundle(target: string, options: VerifyOptions = {}): Verif
 export function recomputeVerdict(report: ReportDocument): { verdict: string; problems: string[] } {
   const problems: string[] = [];
   const requirements: Requirement[] = report.requirements.map((r) => ({ id: r.id, level: r.level, text: r.text, source: r.source }));
-  const outcomes = report.cases.map((c) => ({ id: c.id, requirements: c.requirements, status: c.status, failures: c.failures.map((f) => ({ ...f, ok: false })) }));
+  const outcomes = report.cases.map((c) => ({ id: c.id, requirements: c.requirements, status: c.status, checks: c.checks, failures: c.failures.map((f) => ({ ...f, ok: false })) }));
   const rows = aggregateRequirements(requirements, outcomes);
   for (const [i, row] of rows.entries()) {
     const stated = report.requirements[i]!;

@@ -117,7 +117,7 @@ export function mergeReports(inputs: readonly MergeInput[], options: { command: 
   const first = inputs[0]!.doc;
   const requirements: Requirement[] = first.requirements.map((r) => ({ id: r.id, level: r.level, text: r.text, source: r.source }));
   // The report keeps failures without their (always false) `ok`; verdict.ts takes check results.
-  const rows = aggregateRequirements(requirements, cases.map((c) => ({ id: c.id, requirements: c.requirements, status: c.status, failures: c.failures.map((f) => ({ ...f, ok: false })) })));
+  const rows = aggregateRequirements(requirements, cases.map((c) => ({ id: c.id, requirements: c.requirements, status: c.status, checks: c.checks, failures: c.failures.map((f) => ({ ...f, ok: false })) })));
   const reasons: string[] = [];
   for (const input of inputs) if (input.doc.incomplete) reasons.push(`${input.file}: ${input.doc.incompleteReason ?? "incomplete"}`);
   if (missingShards.length) {
