@@ -146,6 +146,12 @@ export class CaseContext {
   readonly transcript: TranscriptEntry[] = [];
   readonly checks: CheckResult[] = [];
   readonly invariantFailures: CheckResult[] = [];
+  /**
+   * Set when the case has its result (steps done, or stopped by its deadline or an interruption).
+   * A step still running then, e.g. one whose wait ends because teardown closed its connection,
+   * must not add a check: "nothing arrived" would be a failure the suite made up.
+   */
+  ended = false;
   readonly actors = new Map<string, Actor>();
   readonly labels = new Map<string, LabelRecord>();
   readonly startedAt = Date.now();
@@ -211,6 +217,7 @@ export class CaseContext {
 
   /** Record a check; a failing check stops the case. */
   check(requirement: string, ok: boolean, expected: string, actual: string, evidence: number[] = []): void {
+    if (this.ended) throw new Error("the case has ended: a late step's check is not recorded");
     const result: CheckResult = { requirement, ok, step: this.currentStep, expected, actual, evidence };
     this.checks.push(result);
     if (!ok) throw new CheckFailed(result);

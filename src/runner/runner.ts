@@ -14,6 +14,7 @@ import { PRIVACY_STEP_HANDLERS } from "./privacy-steps.ts";
 import type { PreflightFailure } from "./preflight.ts";
 import { addRunSink, describeError, runInScope } from "./stray.ts";
 import { DEFAULT_GRACE_MS } from "../config/config.ts";
+import { redactSecrets } from "../report/json.ts";
 
 const HANDLERS = { ...STEP_HANDLERS, ...MEDIA_STEP_HANDLERS, ...ELIGIBILITY_STEP_HANDLERS, ...BLOCKING_STEP_HANDLERS, ...PRIVACY_STEP_HANDLERS };
 
@@ -109,12 +110,6 @@ function unmetNeed(caseDef: CaseDefinition, config: EndpointConfig, staticCount:
   const actorCount = Object.values(caseDef.actors).filter((a) => a.account !== "ineligible").length;
   if (config.accounts.mode === "static" && actorCount > staticCount) return `the case needs ${actorCount} accounts and the config lists ${staticCount}`;
   return undefined;
-}
-
-function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join("[redacted]");
-  return out;
 }
 
 export class Runner extends EventEmitter<RunnerEvents> {
@@ -273,6 +268,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
       }
     } finally {
       run.ended = true;
+      ctx.ended = true;
       clearTimeout(deadline);
       clearTimeout(grace);
       if (onAbort) signal?.removeEventListener("abort", onAbort);
@@ -288,16 +284,21 @@ export class Runner extends EventEmitter<RunnerEvents> {
       for (const actor of ctx.actors.values()) for (const device of actor.devices) device.conn?.destroy();
       for (const { pool: from, account } of borrowed) from.release(account);
     }
-    const failures = ctx.checks.filter((c) => !c.ok);
+    // A copy: nothing a late callback does can change a result once it is made.
+    const checks = [...ctx.checks];
+    const failures = checks.filter((c) => !c.ok);
     if (failures.length && status === "pass") status = "fail";
     const requirements = [...caseDef.requirements];
     for (const f of ctx.invariantFailures) if (!requirements.includes(f.requirement)) requirements.push(f.requirement);
-    const secrets = [...ctx.secrets, ...[...config.accounts.static, ...config.accounts.ineligible].map((a) => a.password)];
-    const transcript = ctx.transcript.map((e) => ({ ...e, xml: redact(e.xml, secrets), ...(e.decrypted ? { decrypted: redact(e.decrypted, secrets) } : {}) }));
+    // Every password the case knows (its registered accounts' and the config's) is redacted from
+    // everything the result carries: transcripts, checks, failures and the reason. Very short
+    // passwords are left alone: redacting "pw" everywhere would garble the evidence.
+    const secrets = [...ctx.secrets, ...[...config.accounts.static, ...config.accounts.ineligible].map((a) => a.password)].filter((s) => s.length >= 4);
+    const evidence = redactSecrets({ reason, checks, failures, transcript: ctx.transcript }, secrets);
     return {
       id: caseDef.id, title: caseDef.title, file: caseDef.file, area: caseDef.area, requirements, level: caseDef.level,
-      tags: caseDef.tags, status, reason, durationMs: Date.now() - ctx.startedAt, timeoutWaitMs: ctx.timeoutWaitMs,
-      checks: ctx.checks, failures, transcript, sha256: caseDef.sha256,
+      tags: caseDef.tags, status, reason: evidence.reason, durationMs: Date.now() - ctx.startedAt, timeoutWaitMs: ctx.timeoutWaitMs,
+      checks: evidence.checks, failures: evidence.failures, transcript: evidence.transcript, sha256: caseDef.sha256,
     };
   }
 
