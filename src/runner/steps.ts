@@ -868,6 +868,11 @@ const probe: StepHandler = async (ctx, p) => {
     const evidence = () => [ctx.transcript.at(-1)?.seq ?? 0];
     if (conn.secure) {
       ctx.check(requirement, true, "TLS before authentication", "direct TLS (xmpps): every byte is encrypted", evidence());
+      // With direct TLS there is no "before TLS"; what is offered on the encrypted stream still counts.
+      if (p.check !== "starttls-required") {
+        const offered = conn.mechanisms();
+        ctx.check(requirement, offered.includes("SCRAM-SHA-1"), "SCRAM-SHA-1 offered after TLS", `mechanisms after TLS: ${offered.join(", ") || "none"}`, evidence());
+      }
       return;
     }
     const starttls = conn.features?.getChild("starttls", NS.tls);
