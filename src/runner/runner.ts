@@ -61,28 +61,37 @@ export interface RunOutcome {
 }
 
 /**
- * Static accounts are shared by cases one at a time. The wait for one is not part of the case's
- * deadline (queueing behind other cases is not the endpoint's fault), but an interruption ends it.
+ * Static accounts are lent to cases one at a time. A case takes all the accounts it needs from a
+ * pool at once (taking them one by one while holding some could deadlock two cases), and cases are
+ * served in the order they asked, so none starves. The wait is not part of the case's deadline
+ * (queueing behind other cases is not the endpoint's fault), but an interruption ends it.
  */
 export class AccountPool {
   private free: StaticAccount[];
-  private waiting: ((a: StaticAccount) => void)[] = [];
+  private readonly capacity: number;
+  private waiting: { count: number; grant: (accounts: StaticAccount[]) => void }[] = [];
   constructor(accounts: StaticAccount[]) {
     this.free = [...accounts];
+    this.capacity = accounts.length;
   }
   get size(): number {
     return this.free.length;
   }
-  acquire(signal?: AbortSignal): Promise<StaticAccount> {
-    const account = this.free.shift();
-    if (account) return Promise.resolve(account);
+  acquire(count: number, signal?: AbortSignal): Promise<StaticAccount[]> {
+    if (count > this.capacity) return Promise.reject(new Error(`a case needs ${count} static accounts and the pool has ${this.capacity}`));
+    if (count === 0) return Promise.resolve([]);
+    if (this.waiting.length === 0 && this.free.length >= count) return Promise.resolve(this.free.splice(0, count));
     return new Promise((resolve, reject) => {
-      const waiter = (a: StaticAccount) => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(a);
+      const waiter = {
+        count,
+        grant: (accounts: StaticAccount[]) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(accounts);
+        },
       };
       const onAbort = () => {
         this.waiting = this.waiting.filter((w) => w !== waiter);
+        this.grantInOrder();
         reject(new CaseStopped("not-tested", `interrupted by ${interruptionName(signal)} while waiting for a static account: not started`));
       };
       if (signal?.aborted) return onAbort();
@@ -90,10 +99,15 @@ export class AccountPool {
       this.waiting.push(waiter);
     });
   }
-  release(account: StaticAccount): void {
-    const next = this.waiting.shift();
-    if (next) next(account);
-    else this.free.push(account);
+  release(accounts: readonly StaticAccount[]): void {
+    this.free.push(...accounts);
+    this.grantInOrder();
+  }
+  private grantInOrder(): void {
+    while (this.waiting.length && this.free.length >= this.waiting[0]!.count) {
+      const next = this.waiting.shift()!;
+      next.grant(this.free.splice(0, next.count));
+    }
   }
 }
 
@@ -107,6 +121,8 @@ function unmetNeed(caseDef: CaseDefinition, config: EndpointConfig, staticCount:
     if (need === "optout" && !config.optout) return "the endpoint config names no opted-out user";
     if (need.startsWith("hook:") && !config.hooks.includes(need.slice(5) as never)) return `the endpoint exposes no "${need.slice(5)}" hook`;
   }
+  const ineligibleCount = Object.values(caseDef.actors).filter((a) => a.account === "ineligible").length;
+  if (ineligibleCount > config.accounts.ineligible.length) return `the case needs ${ineligibleCount} accounts with ineligible numbers and the config lists ${config.accounts.ineligible.length} (accounts.ineligible)`;
   const actorCount = Object.values(caseDef.actors).filter((a) => a.account !== "ineligible").length;
   if (config.accounts.mode === "static" && actorCount > staticCount) return `the case needs ${actorCount} accounts and the config lists ${staticCount}`;
   return undefined;
@@ -196,7 +212,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     if (unmet) return this.emptyResult(caseDef, "not-tested", unmet);
 
     const ctx = new CaseContext(caseDef, config, this.claimedPreKeys, this.options.runInfo.seed);
-    const borrowed: { pool: AccountPool; account: StaticAccount }[] = [];
+    const borrowed: { pool: AccountPool; accounts: StaticAccount[] }[] = [];
     let status: CaseStatus = "pass";
     let reason: string | undefined;
     let deadline: NodeJS.Timeout | undefined;
@@ -208,14 +224,25 @@ export class Runner extends EventEmitter<RunnerEvents> {
     const run = { ended: false, interrupted: false };
     const { signal } = this.options;
     try {
-      for (const [name, spec] of Object.entries(caseDef.actors)) {
+      // Every static account the case needs, each pool's at once and the pools always in the same
+      // order (the endpoint's static accounts, then the ineligible ones): no two cases can deadlock.
+      const actorEntries = Object.entries(caseDef.actors);
+      const poolOf = (spec: (typeof actorEntries)[number][1]) =>
+        spec.account === "ineligible" ? this.ineligiblePool : config.accounts.mode === "static" ? pool : undefined;
+      const lent = new Map<AccountPool, StaticAccount[]>();
+      for (const from of [pool, this.ineligiblePool]) {
+        const count = actorEntries.filter(([, spec]) => poolOf(spec) === from).length;
+        const accounts = await from.acquire(count, signal);
+        borrowed.push({ pool: from, accounts });
+        lent.set(from, [...accounts]);
+      }
+      for (const [name, spec] of actorEntries) {
         let account: { username: string; password: string };
         let phone: string;
         let provisioned = false;
-        if (spec.account === "ineligible" || config.accounts.mode === "static") {
-          const from = spec.account === "ineligible" ? this.ineligiblePool : pool;
-          const staticAccount = await from.acquire(signal);
-          borrowed.push({ pool: from, account: staticAccount });
+        const from = poolOf(spec);
+        if (from) {
+          const staticAccount = lent.get(from)!.shift()!;
           account = staticAccount;
           phone = staticAccount.phone;
           provisioned = true;
@@ -282,7 +309,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
       await Promise.race([teardown, new Promise<void>((resolve) => (teardownTimer = setTimeout(resolve, TEARDOWN_MS)))]);
       clearTimeout(teardownTimer);
       for (const actor of ctx.actors.values()) for (const device of actor.devices) device.conn?.destroy();
-      for (const { pool: from, account } of borrowed) from.release(account);
+      for (const { pool: from, accounts } of borrowed) from.release(accounts);
     }
     // A copy: nothing a late callback does can change a result once it is made.
     const checks = [...ctx.checks];
