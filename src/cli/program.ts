@@ -92,10 +92,14 @@ function timestampDir(base: string): string {
       return dir;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-        mkdirSync(base, { recursive: true });
+        try {
+          mkdirSync(base, { recursive: true });
+        } catch (inner) {
+          throw new UsageError(`--out ${base}: cannot create the directory (${(inner as Error).message})`);
+        }
         continue;
       }
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new UsageError(`--out ${base}: cannot create the run's directory there (${(e as Error).message})`);
       dir = path.join(base, `${stamp}-${i}`);
     }
   }
@@ -168,6 +172,10 @@ async function runCommand(flags: RunFlags): Promise<number> {
     }
     for (const warning of signingKey.warnings) err(`chatconform: warning: ${warning}`);
   }
+  // The run's directory before any partner starts: an --out that cannot be written stops here,
+  // with nothing left running.
+  const base = path.resolve(flags.out);
+  const dir = timestampDir(base);
   let config: EndpointConfig;
   let partner: ReferencePartner | undefined;
   let endpointDescription: string;
@@ -202,8 +210,6 @@ async function runCommand(flags: RunFlags): Promise<number> {
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
 
-  const base = path.resolve(flags.out);
-  const dir = timestampDir(base);
   try {
     const reporters = await createReporters(reporterList, { outDir: dir, secrets: configSecrets(config), quiet: flags.quiet, verbose: flags.verbose, color: flags.color === false ? false : undefined }).catch((e: unknown) => {
       throw e instanceof ReporterError ? new UsageError(e.message) : e;

@@ -1,0 +1,22 @@
+// `run --out` somewhere that cannot be written: a clear error (exit 3), found before any partner starts.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../bin/chatconform.js", import.meta.url));
+
+describe("chatconform run --out that cannot be written (CLI)", function () {
+  this.timeout(60_000);
+
+  it("exits 3 naming the directory", () => {
+    // A regular file where the reports directory should be: mkdir fails whoever runs the test (root too).
+    const blocker = path.join(mkdtempSync(path.join(os.tmpdir(), "chatconform-out-")), "not-a-dir");
+    writeFileSync(blocker, "");
+    const r = spawnSync(process.execPath, [BIN, "run", "--out", path.join(blocker, "reports"), "--case", "transport/"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 50_000 });
+    assert.equal(r.status, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, /--out .*not-a-dir\/reports: cannot create the (run.s )?directory( there)? \(ENOTDIR/);
+  });
+});
