@@ -3,6 +3,7 @@
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
+import net from "node:net";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { stringify as toYaml } from "yaml";
@@ -274,8 +275,14 @@ function backendArg(value: string | undefined, flag: string): PartnerBackend {
   return value as PartnerBackend;
 }
 
+/** The reference partner is a test fixture with known passwords: it listens on loopback only. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || (net.isIPv4(host) && host.startsWith("127."));
+}
+
 async function partnerCommand(flags: { port: number; host: string; mutant?: string; policy?: string; backend?: string }): Promise<number> {
   const backend = backendArg(flags.backend, "--backend");
+  if (!isLoopback(flags.host)) throw new UsageError(`--host ${flags.host}: the reference partner listens on a loopback address only (127.0.0.1, ::1 or localhost); it is a test fixture, not a server to expose`);
   const partner = await startReferencePartner({ backend, port: flags.port, host: flags.host, mutant: flags.mutant, policy: flags.policy as never });
   const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-partner-"));
   const caFile = path.join(dir, "partner-ca.pem");
@@ -447,7 +454,7 @@ export function buildProgram(): Command {
   program.command("partner")
     .description("run the reference partner standalone and print its endpoint config")
     .option("--port <n>", "c2s port on the host", (v) => Number(v), 5222)
-    .option("--host <addr>", "address to bind", "127.0.0.1")
+    .option("--host <addr>", "loopback address to bind (127.0.0.1, ::1 or localhost)", "127.0.0.1")
     .option("--mutant <name>", "start a known-bad partner")
     .option("--policy <name>", "eligibility policy")
     .option("--backend <name>", "builtin (in-process, default) or prosody (a real Prosody with the TPC/1 module; docs/prosody.md)")

@@ -1,4 +1,5 @@
-// `run --out` somewhere that cannot be written: a clear error (exit 3), found before any partner starts.
+// Refused before anything starts, with a clear error (exit 3): `run --out` somewhere that cannot be
+// written, and `partner --host` on an address other than loopback.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -18,5 +19,13 @@ describe("chatconform run --out that cannot be written (CLI)", function () {
     const r = spawnSync(process.execPath, [BIN, "run", "--out", path.join(blocker, "reports"), "--case", "transport/"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 50_000 });
     assert.equal(r.status, 3, r.stdout + r.stderr);
     assert.match(r.stderr, /--out .*not-a-dir\/reports: cannot create the (run.s )?directory( there)? \(ENOTDIR/);
+  });
+
+  it("partner --host refuses a non-loopback address", () => {
+    for (const host of ["0.0.0.0", "192.168.1.10", "::"]) {
+      const r = spawnSync(process.execPath, [BIN, "partner", "--host", host, "--port", "0"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 50_000 });
+      assert.equal(r.status, 3, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`--host ${host.replace(/\./g, "\\.")}: the reference partner listens on a loopback address only`));
+    }
   });
 });
