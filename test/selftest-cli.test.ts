@@ -3,6 +3,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { MUTANTS } from "../src/partner/mutants.ts";
+import { judge } from "../src/runner/selftest.ts";
+import type { ReportSlice } from "../src/runner/selftest.ts";
 
 const BIN = fileURLToPath(new URL("../bin/chatconform.js", import.meta.url));
 
@@ -57,5 +60,26 @@ describe("chatconform selftest interrupted (CLI)", function () {
     assert.equal(r.code, 130, r.stdout + r.stderr);
     assert.match(r.stderr, /SIGINT again: exiting without waiting\./);
     assert.doesNotMatch(r.stdout, /selftest (OK|FAILED|INCOMPLETE)/);
+  });
+});
+
+describe("selftest judging a partner's run", () => {
+  const mutant = MUTANTS.find((m) => m.name === "plaintext-accepted")!;
+  const report = (over: Partial<ReportSlice> = {}): ReportSlice => ({
+    verdict: "non-compliant",
+    incomplete: false,
+    requirements: [{ id: "ENC-14", status: "fail" }, { id: "ENC-01", status: "pass" }],
+    cases: [{ id: "encryption/plaintext-refused", status: "fail", failures: [{ requirement: "ENC-14", expected: "refused", actual: "delivered" }] }],
+    ...over,
+  });
+
+  it("counts a mutant killed when it fails exactly what it declares", () => {
+    assert.equal(judge({ mutant, policy: "eea" }, "builtin", report(), "", 1).ok, true);
+  });
+
+  it("never counts a run that was cut short as a kill, whatever it failed", () => {
+    const row = judge({ mutant, policy: "eea" }, "builtin", report({ incomplete: true, incompleteReason: "interrupted by SIGTERM: 40 selected case(s) did not run." }), "", 1);
+    assert.equal(row.ok, false);
+    assert.deepEqual(row.errors, ["the run was cut short: interrupted by SIGTERM: 40 selected case(s) did not run."]);
   });
 });

@@ -17,7 +17,7 @@ import { POLICIES } from "../eligibility/classify.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 
 /** One partner of the selftest: the reference (under a policy) or a mutant (under its policy). */
-interface SelftestPartner {
+export interface SelftestPartner {
   mutant?: Mutant;
   policy: PolicyName;
 }
@@ -68,8 +68,11 @@ const BIN = fileURLToPath(new URL("../../bin/chatconform.js", import.meta.url));
 /** How long one partner's run may take before the selftest stops it (a whole catalogue takes about a minute, more on a loaded machine). */
 const RUN_DEADLINE_MS = 3 * 60_000;
 
-interface ReportSlice {
+export interface ReportSlice {
   verdict: Verdict;
+  /** The run was cut short (interrupted, stopped after the deadline, first connection failed). */
+  incomplete: boolean;
+  incompleteReason?: string;
   requirements: { id: string; status: string }[];
   cases: { id: string; status: string; reason?: string; failures: { requirement: string; expected: string; actual: string }[] }[];
 }
@@ -127,7 +130,7 @@ function runChild(partner: SelftestPartner, jobs: number, backend: PartnerBacken
   });
 }
 
-function judge({ mutant, policy }: SelftestPartner, backend: PartnerBackend, report: ReportSlice | undefined, stderr: string, durationMs: number): Omit<SelftestRow, "retried"> {
+export function judge({ mutant, policy }: SelftestPartner, backend: PartnerBackend, report: ReportSlice | undefined, stderr: string, durationMs: number): Omit<SelftestRow, "retried"> {
   const declared = mutant?.breaks ?? [];
   const name = mutant?.name ?? "reference";
   const base = {
@@ -142,6 +145,8 @@ function judge({ mutant, policy }: SelftestPartner, backend: PartnerBackend, rep
   const missed = declared.filter((id) => !failed.includes(id));
   const collateral = failed.filter((id) => !declared.includes(id));
   const errors = report.cases.filter((c) => c.status === "error").map((c) => `${c.id}: ${c.reason ?? "error"}`);
+  // A run cut short proves nothing about the cases it did not finish: no kill, whatever it failed.
+  if (report.incomplete) errors.unshift(`the run was cut short: ${report.incompleteReason ?? "incomplete"}`);
   const allPass = report.cases.every((c) => c.status === "pass");
   if (!mutant) {
     for (const c of report.cases.filter((x) => x.status !== "pass" && x.status !== "error")) {
