@@ -3,7 +3,7 @@
 // HTTPS on loopback, TLS verified against the partner's certificate. No sleeps: every wait is a
 // request's answer, with the helpers' deadlines as backstops.
 import assert from "node:assert/strict";
-import { randomBytes, X509Certificate } from "node:crypto";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { startReferencePartner } from "../src/partner/index.ts";
 import { startReferenceServer } from "../src/partner/server/index.ts";
@@ -14,7 +14,7 @@ import type { UploadService } from "../src/partner/upload.ts";
 import { XmppConnection } from "../src/protocol/connection.ts";
 import { encryptMedia } from "../src/protocol/media-crypto.ts";
 import { StanzaError } from "../src/protocol/stanza-error.ts";
-import { HttpTransferError, discoverUploadService, fileTooLarge, httpGet, httpPut, requestSlot } from "../src/protocol/upload.ts";
+import { HttpTransferError, discoverUploadService, fileTooLarge, httpGet, httpGetDigest, httpPut, requestSlot } from "../src/protocol/upload.ts";
 import { NS, xml } from "../src/protocol/xml.ts";
 
 const SIXTEEN_MIB = 16 * 1024 * 1024;
@@ -183,6 +183,36 @@ describe("XEP-0363 upload service (reference partner)", () => {
       assert.equal((await expectTransferError(httpGet(slot.getUrl, { ca: otherCa, maxBytes: 10 }))).kind, "tls");
       assert.equal(stack.upload.blobs().has(slot.putUrl), false);
       assert.equal((await httpPut(slot.putUrl, Buffer.from("abc"), { ca: stack.ca })).status, 201);
+    });
+
+    it("with insecure (tls.insecure, --insecure) accepts a certificate the given CA did not sign; the transfer is the same", async () => {
+      const otherCa = (await generateCertificate("other.test")).certPem;
+      const body = randomBytes(3000);
+      const slot = await requestSlot(stack.conn, stack.upload.jid, { filename: "insecure.bin", size: body.length });
+      const refused = await expectTransferError(httpPut(slot.putUrl, body, { ca: otherCa }));
+      assert.equal(refused.kind, "tls");
+      assert.match(refused.message, /^TLS with https:\/\/127\.0\.0\.1:\d+ failed: .+ \([A-Z_]+\)$/);
+      assert.equal((await expectTransferError(httpGet(slot.getUrl, { ca: otherCa, maxBytes: body.length }))).kind, "tls");
+      assert.equal(stack.upload.blobs().has(slot.putUrl), false);
+      assert.equal((await httpPut(slot.putUrl, body, { ca: otherCa, insecure: true })).status, 201);
+      const got = await httpGet(slot.getUrl, { ca: otherCa, insecure: true, maxBytes: body.length });
+      assert.equal(got.status, 200);
+      assert.ok(got.body.equals(body));
+      // insecure: false is the default: verification stays on.
+      assert.equal((await expectTransferError(httpGet(slot.getUrl, { ca: otherCa, insecure: false, maxBytes: body.length }))).kind, "tls");
+    });
+
+    it("streams a PUT body and digests a GET without holding either (StreamedBody, httpGetDigest)", async () => {
+      const size = 300_000;
+      const chunk = randomBytes(1000);
+      const chunks = { *[Symbol.iterator]() { for (let i = 0; i < size / chunk.length; i++) yield chunk; } };
+      const slot = await requestSlot(stack.conn, stack.upload.jid, { filename: "streamed.bin", size });
+      assert.equal((await httpPut(slot.putUrl, { length: size, chunks }, { ca: stack.ca })).status, 201);
+      const expected = Buffer.concat([...chunks]);
+      assert.ok(stack.upload.blobs().get(slot.getUrl)?.equals(expected));
+      const digest = await httpGetDigest(slot.getUrl, { ca: stack.ca, maxBytes: size });
+      assert.deepEqual([digest.status, digest.bytes, digest.sha256], [200, size, createHash("sha256").update(expected).digest("hex")]);
+      assert.equal((await expectTransferError(httpGetDigest(slot.getUrl, { ca: stack.ca, maxBytes: size - 1 }))).kind, "too-large");
     });
 
     it("answers 404 for unknown slots and 405 for other methods; the client caps downloads", async () => {

@@ -16,12 +16,23 @@ export type MediaVerdict =
 /** Kinds whose declared mime must match the bytes (TPC/1 §5); any file is acceptable as a file. */
 const SNIFFED_KINDS = new Set(["image", "video", "voice"]);
 
+/** The largest blob the reflector downloads, whatever size a content document declares. */
+const MAX_MEDIA_BYTES = 64 * 1024 * 1024;
+
+/** How the reflector reaches the upload service: its connection's TLS trust (`ca`, `insecure`), and the mutant's faults. */
+export interface MediaOptions {
+  ca?: string;
+  /** Accept any certificate, as the connection's tls.insecure does. */
+  insecure?: boolean;
+  faults: ReadonlySet<string>;
+}
+
 /** Download, decrypt, verify and sniff the media of a received content document. */
-export async function receiveMedia(kind: string, media: MediaDescriptor, options: { ca?: string; faults: ReadonlySet<string> }): Promise<MediaVerdict> {
+export async function receiveMedia(kind: string, media: MediaDescriptor, options: MediaOptions): Promise<MediaVerdict> {
   const integrity = (reason: string): MediaVerdict => ({ accept: false, condition: "not-acceptable", app: "media-integrity", reason });
   let blob: Buffer;
   try {
-    const response = await httpGet(media.url, { ca: options.ca, maxBytes: media.size + 16 + 1024 });
+    const response = await httpGet(media.url, { ca: options.ca, insecure: options.insecure, maxBytes: Math.min(media.size + 16 + 1024, MAX_MEDIA_BYTES) });
     if (response.status !== 200) return integrity(`download of the media failed with HTTP ${response.status}`);
     blob = response.body;
   } catch (err) {
@@ -47,7 +58,7 @@ export async function receiveMedia(kind: string, media: MediaDescriptor, options
 }
 
 /** Encrypt a fixture, upload it through the partner's XEP-0363 service, and describe it for a content document. */
-export async function uploadFixture(conn: XmppConnection, domain: string, fixture: string, options: { ca?: string; faults: ReadonlySet<string> }): Promise<{ kind: string; media: MediaDescriptor }> {
+export async function uploadFixture(conn: XmppConnection, domain: string, fixture: string, options: MediaOptions): Promise<{ kind: string; media: MediaDescriptor }> {
   const { bytes, meta } = loadFixture(fixture);
   const service = await discoverUploadService(conn, domain);
   if (!service) throw new Error(`${domain} offers no HTTP upload service`);
@@ -55,7 +66,7 @@ export async function uploadFixture(conn: XmppConnection, domain: string, fixtur
   // fault media-plaintext-upload: the server gets the plaintext (padded to the same length)
   const blob = options.faults.has("media-plaintext-upload") ? Buffer.concat([bytes, Buffer.alloc(16)]) : encrypted.blob;
   const slot = await requestSlot(conn, service.jid, { filename: meta.file, size: blob.length, contentType: "application/octet-stream" });
-  const put = await httpPut(slot.putUrl, blob, { ca: options.ca, headers: slot.headers });
+  const put = await httpPut(slot.putUrl, blob, { ca: options.ca, insecure: options.insecure, headers: slot.headers });
   if (put.status < 200 || put.status >= 300) throw new Error(`upload of ${meta.file} failed with HTTP ${put.status}`);
   const media: MediaDescriptor = {
     url: slot.getUrl,

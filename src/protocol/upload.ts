@@ -1,7 +1,10 @@
 // XEP-0363 HTTP File Upload, client side (TPC/1 §6): find the service by disco, ask for a slot, and
 // PUT/GET blobs over HTTPS. Used by the suite's steps and by the reflector, against servers the suite
-// does not trust: TLS is always verified (against `ca` when given, else the system store), every
-// transfer has a deadline after which its socket is destroyed, and downloads have a size cap.
+// does not trust: TLS is verified (against `ca` when given, else the system store) unless the user
+// turned verification off (`insecure`, the endpoint config's tls.insecure), every transfer has a
+// deadline after which its socket is destroyed, and downloads have a size cap. Large bodies can be
+// streamed both ways (a StreamedBody PUT, httpGetDigest), so memory stays at a chunk, not a blob.
+import { createHash } from "node:crypto";
 import http from "node:http";
 import type { IncomingHttpHeaders } from "node:http";
 import https from "node:https";
@@ -151,8 +154,13 @@ export class HttpTransferError extends Error {
 }
 
 export interface HttpPutOptions {
-  /** PEM of the CA to trust for https: (replaces the system store). Verification is never off. */
+  /** PEM of the CA to trust for https: (replaces the system store). */
   ca?: string;
+  /**
+   * Accept any certificate (rejectUnauthorized false): the endpoint config's tls.insecure (CLI
+   * --insecure), an explicit choice the report records. Off unless set.
+   */
+  insecure?: boolean;
   /** Extra request headers (e.g. a slot's `headers`, Content-Type). A Content-Length here is ignored. */
   headers?: Record<string, string>;
   /**
@@ -173,8 +181,19 @@ export interface HttpPutResult {
   text: string;
 }
 
+/**
+ * A PUT body produced while it is sent: exactly `length` bytes, from `chunks` in order. Each chunk is
+ * written when the socket takes it (backpressure), so memory holds about one chunk, not the body.
+ */
+export interface StreamedBody {
+  length: number;
+  chunks: Iterable<Uint8Array>;
+}
+
 export interface HttpGetOptions {
   ca?: string;
+  /** As for httpPut: accept any certificate (tls.insecure). */
+  insecure?: boolean;
   /** Largest body accepted; a longer one (by Content-Length or as it streams) rejects with `too-large`. */
   maxBytes: number;
   timeoutMs?: number;
@@ -184,6 +203,15 @@ export interface HttpGetResult {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
+}
+
+export interface HttpGetDigestResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Bytes of the body received. */
+  bytes: number;
+  /** sha256 of the body, hex. */
+  sha256: string;
 }
 
 /** Each HTTP exchange of a media upload or download (config `timeouts.http`); raise it for a slow link or a loaded machine. */
@@ -227,8 +255,9 @@ interface Exchange<T> {
   method: "PUT" | "GET";
   headers: Record<string, string>;
   ca?: string;
+  insecure?: boolean;
   timeoutMs: number;
-  body?: Buffer;
+  body?: Buffer | StreamedBody;
   /** Read the response; call done/fail exactly once (later calls are ignored). */
   onResponse(res: http.IncomingMessage, done: (value: T) => void, fail: (err: HttpTransferError) => void): void;
   /** An error after the response started: what to settle with instead of rejecting, if anything. */
@@ -254,7 +283,7 @@ function exchange<T>(x: Exchange<T>): Promise<T> {
       method: x.method,
       headers: x.headers,
       agent: false,
-      ...(x.url.protocol === "https:" ? { ca: x.ca, rejectUnauthorized: true, minVersion: "TLSv1.2" as const } : {}),
+      ...(x.url.protocol === "https:" ? { ca: x.ca, rejectUnauthorized: !x.insecure, minVersion: "TLSv1.2" as const } : {}),
     });
     const timer = setTimeout(() => {
       fail(new HttpTransferError("timeout", `${x.method} ${x.url.protocol}//${x.url.host}${x.url.pathname} did not complete within ${x.timeoutMs} ms${status !== undefined ? ` (status ${status} received)` : ""}`));
@@ -277,23 +306,67 @@ function exchange<T>(x: Exchange<T>): Promise<T> {
       }
       fail(transferFailure(err, x.url));
     });
-    req.end(x.body);
+    if (x.body === undefined || Buffer.isBuffer(x.body)) return void req.end(x.body);
+    // A streamed body: write while the socket takes it, wait for 'drain' when it does not. Once the
+    // exchange settles the request is destroyed and the loop stops (no more chunks are made).
+    const chunks = x.body.chunks[Symbol.iterator]();
+    const pump = () => {
+      while (!settled && !req.destroyed) {
+        const next = chunks.next();
+        if (next.done) return void req.end();
+        if (!req.write(next.value)) return void req.once("drain", pump);
+      }
+    };
+    pump();
   });
 }
 
 /**
- * PUT `body` to `url`. Resolves with the status once the response has been read (also when the
- * server answers before the whole body was sent and then closes). Rejects with HttpTransferError
- * (bad-url, tls, refused, network, timeout). TLS is verified against `ca` (or the system store).
+ * Read a response body into `sink` chunk by chunk, with the `maxBytes` cap (Content-Length first,
+ * then bytes as they arrive); `finish` makes the result once the body is complete.
  */
-export function httpPut(url: string, body: Uint8Array, options: HttpPutOptions = {}): Promise<HttpPutResult> {
+function readBody<T>(path: string, maxBytes: number, sink: (chunk: Buffer) => void, finish: (res: http.IncomingMessage, received: number) => T) {
+  return (res: http.IncomingMessage, done: (value: T) => void, fail: (err: HttpTransferError) => void): void => {
+    const declared = res.headers["content-length"];
+    if (declared !== undefined && Number(declared) > maxBytes) {
+      return fail(new HttpTransferError("too-large", `GET ${path}: Content-Length ${declared} is over the limit of ${maxBytes} bytes`));
+    }
+    let received = 0;
+    let over = false;
+    res.on("data", (chunk: Buffer) => {
+      if (over) return;
+      received += chunk.length;
+      if (received > maxBytes) {
+        over = true;
+        return fail(new HttpTransferError("too-large", `GET ${path}: body over the limit of ${maxBytes} bytes`));
+      }
+      sink(chunk);
+    });
+    res.on("end", () => {
+      if (!res.complete) return fail(new HttpTransferError("network", `GET ${path}: the response ended early after ${received} bytes`));
+      done(finish(res, received));
+    });
+    res.on("close", () => {
+      if (!res.complete) fail(new HttpTransferError("network", `GET ${path}: the connection closed after ${received} bytes of the response`));
+    });
+  };
+}
+
+/**
+ * PUT `body` to `url`: a buffer, or a StreamedBody made as it is sent. Resolves with the status once
+ * the response has been read (also when the server answers before the whole body was sent and then
+ * closes). Rejects with HttpTransferError (bad-url, tls, refused, network, timeout). TLS is verified
+ * against `ca` (or the system store) unless `insecure`.
+ */
+export function httpPut(url: string, body: Uint8Array | StreamedBody, options: HttpPutOptions = {}): Promise<HttpPutResult> {
   let parsed: URL;
   try {
     parsed = parseHttpUrl(url);
   } catch (err) {
     return Promise.reject(err);
   }
-  const data = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const data = body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : body;
+  if (!Number.isSafeInteger(data.length) || data.length < 0) return Promise.reject(new RangeError(`body length ${data.length} is not a byte count`));
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     if (name.toLowerCase() !== "content-length" && name.toLowerCase() !== "transfer-encoding") headers[name] = value;
@@ -308,6 +381,7 @@ export function httpPut(url: string, body: Uint8Array, options: HttpPutOptions =
     method: "PUT",
     headers,
     ca: options.ca,
+    insecure: options.insecure,
     timeoutMs: options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
     body: data,
     onResponse(res, done) {
@@ -329,12 +403,7 @@ export function httpPut(url: string, body: Uint8Array, options: HttpPutOptions =
   });
 }
 
-/**
- * GET `url` into memory. Resolves with status, headers and body (for any status) when the response is
- * complete. Rejects with HttpTransferError: `too-large` as soon as the body is known to exceed
- * `maxBytes` (its Content-Length, or bytes as they arrive), `network` when it ends early.
- */
-export function httpGet(url: string, options: HttpGetOptions): Promise<HttpGetResult> {
+function getExchange<T>(url: string, options: HttpGetOptions, read: (parsed: URL) => Exchange<T>["onResponse"]): Promise<T> {
   let parsed: URL;
   try {
     parsed = parseHttpUrl(url);
@@ -343,31 +412,37 @@ export function httpGet(url: string, options: HttpGetOptions): Promise<HttpGetRe
   }
   const { maxBytes } = options;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) return Promise.reject(new RangeError(`maxBytes ${maxBytes} is not a byte count`));
-  return exchange<HttpGetResult>({
+  return exchange<T>({
     url: parsed,
     method: "GET",
     headers: {},
     ca: options.ca,
+    insecure: options.insecure,
     timeoutMs: options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
-    onResponse(res, done, fail) {
-      const declared = res.headers["content-length"];
-      if (declared !== undefined && Number(declared) > maxBytes) {
-        return fail(new HttpTransferError("too-large", `GET ${parsed.pathname}: Content-Length ${declared} is over the limit of ${maxBytes} bytes`));
-      }
-      const chunks: Buffer[] = [];
-      let received = 0;
-      res.on("data", (chunk: Buffer) => {
-        received += chunk.length;
-        if (received > maxBytes) return fail(new HttpTransferError("too-large", `GET ${parsed.pathname}: body over the limit of ${maxBytes} bytes`));
-        chunks.push(chunk);
-      });
-      res.on("end", () => {
-        if (!res.complete) return fail(new HttpTransferError("network", `GET ${parsed.pathname}: the response ended early after ${received} bytes`));
-        done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, received) });
-      });
-      res.on("close", () => {
-        if (!res.complete) fail(new HttpTransferError("network", `GET ${parsed.pathname}: the connection closed after ${received} bytes of the response`));
-      });
-    },
+    onResponse: read(parsed),
+  });
+}
+
+/**
+ * GET `url` into memory. Resolves with status, headers and body (for any status) when the response is
+ * complete. Rejects with HttpTransferError: `too-large` as soon as the body is known to exceed
+ * `maxBytes` (its Content-Length, or bytes as they arrive), `network` when it ends early. TLS as for
+ * httpPut.
+ */
+export function httpGet(url: string, options: HttpGetOptions): Promise<HttpGetResult> {
+  return getExchange(url, options, (parsed) => {
+    const chunks: Buffer[] = [];
+    return readBody(parsed.pathname, options.maxBytes, (chunk) => chunks.push(chunk), (res, received) => ({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, received) }));
+  });
+}
+
+/**
+ * GET `url` without keeping the body: its length and sha256, computed as it arrives (memory holds a
+ * chunk, whatever `maxBytes` allows). Same deadline, cap, TLS and errors as httpGet.
+ */
+export function httpGetDigest(url: string, options: HttpGetOptions): Promise<HttpGetDigestResult> {
+  return getExchange(url, options, (parsed) => {
+    const hash = createHash("sha256");
+    return readBody(parsed.pathname, options.maxBytes, (chunk) => hash.update(chunk), (res, received) => ({ status: res.statusCode ?? 0, headers: res.headers, bytes: received, sha256: hash.digest("hex") }));
   });
 }

@@ -1,10 +1,11 @@
 // Steps for media (TPC/1 §5, §6): the upload service, media sent by a gatekeeper user, and the
 // checks on media the partner user sends.
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createHash, randomBytes } from "node:crypto";
 import { decryptMedia, encryptMedia, MediaIntegrityError, sha256Hex } from "../protocol/media-crypto.ts";
 import { loadFixture, mimeMatches, probeMedia, sniffMime } from "../protocol/media-info.ts";
 import { describeStanzaError, StanzaError } from "../protocol/stanza-error.ts";
-import { discoverUploadService, httpGet, httpPut, requestSlot } from "../protocol/upload.ts";
+import { discoverUploadService, httpGet, httpGetDigest, httpPut, requestSlot } from "../protocol/upload.ts";
+import type { StreamedBody } from "../protocol/upload.ts";
 import type { CaseContext } from "./context.ts";
 import { NotTested } from "./context.ts";
 import { sendContent } from "./steps.ts";
@@ -14,6 +15,50 @@ type Params = Record<string, unknown>;
 
 const MIN_MAX_FILE_SIZE = 16 * 1024 * 1024;
 const TAG_BYTES = 16;
+
+/**
+ * The most bytes the suite moves each way for one media file or probe. The limit probe uploads
+ * min(max-file-size, this): the profile's minimum (16 MiB) is always proven, a larger advertised limit
+ * is proven up to here and the check says so. Streamed, so it costs time, not memory.
+ */
+export const MAX_PROBE_BYTES = 64 * 1024 * 1024;
+const PROBE_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * `size` bytes of AES-256-CTR keystream under a fresh key: every block differs, so a service that
+ * loses, reorders or truncates any part is caught. `chunks` makes them one chunk at a time as the PUT
+ * takes them (iterate once; memory: one chunk), hashing as it goes; `sha256()` makes whatever was not
+ * taken (a server that answered early) and returns the hash of all `size` bytes.
+ */
+export function probeBody(size: number): StreamedBody & { sha256(): string } {
+  const cipher = createCipheriv("aes-256-ctr", randomBytes(32), randomBytes(16));
+  const zeros = Buffer.alloc(Math.min(size, PROBE_CHUNK_BYTES));
+  const hash = createHash("sha256");
+  let made = 0;
+  const next = (): Buffer => {
+    const chunk = cipher.update(zeros.subarray(0, Math.min(zeros.length, size - made)));
+    made += chunk.length;
+    hash.update(chunk);
+    return chunk;
+  };
+  return {
+    length: size,
+    chunks: {
+      *[Symbol.iterator]() {
+        while (made < size) yield next();
+      },
+    },
+    sha256() {
+      while (made < size) next();
+      return hash.copy().digest("hex");
+    },
+  };
+}
+
+/** The TLS options of HTTP transfers: the endpoint's, as for the XMPP stream (tls.ca, tls.insecure). */
+function httpTls(ctx: CaseContext): { ca?: string; insecure?: boolean } {
+  return { ca: ctx.config.tls.ca, insecure: ctx.config.tls.insecure };
+}
 
 async function uploadService(ctx: CaseContext, actorName: string) {
   const device = ctx.actor(actorName).connected(0);
@@ -34,7 +79,8 @@ const uploadServiceStep: StepHandler = async (ctx, p) => {
 const uploadProbe: StepHandler = async (ctx, p) => {
   const { device, service } = await uploadService(ctx, p.actor as string);
   const requirement = p.requirement as string;
-  const ca = ctx.config.tls.ca;
+  const tls = httpTls(ctx);
+  const timeoutMs = ctx.config.timeouts.http;
   const check = p.check as string;
   if (check === "oversize") {
     const size = (service.maxFileSize ?? MIN_MAX_FILE_SIZE) + 1;
@@ -48,8 +94,11 @@ const uploadProbe: StepHandler = async (ctx, p) => {
     }
     return;
   }
-  const size = check === "limit" ? (service.maxFileSize ?? MIN_MAX_FILE_SIZE) : 4096;
-  const blob = randomBytes(size);
+  // The limit probe: exactly max-file-size, or MAX_PROBE_BYTES when more is advertised (never more:
+  // a hostile max-file-size of 16 digits must not cost the run its memory or its deadline).
+  const advertised = service.maxFileSize ?? MIN_MAX_FILE_SIZE;
+  const size = check === "limit" ? Math.min(advertised, MAX_PROBE_BYTES) : 4096;
+  const capped = check === "limit" && advertised > size;
   const slot = await requestSlot(device.conn, service.jid, { filename: "probe.bin", size, contentType: "application/octet-stream" });
   if (check === "https") {
     const secure = slot.putUrl.startsWith("https://") && slot.getUrl.startsWith("https://");
@@ -57,18 +106,21 @@ const uploadProbe: StepHandler = async (ctx, p) => {
     return;
   }
   if (check === "length-mismatch") {
-    const put = await httpPut(slot.putUrl, blob.subarray(0, size - 1), { ca, headers: slot.headers, contentLength: size - 1, timeoutMs: ctx.config.timeouts.http });
+    const put = await httpPut(slot.putUrl, randomBytes(size - 1), { ...tls, headers: slot.headers, contentLength: size - 1, timeoutMs });
     ctx.check(requirement, put.status >= 400, `a PUT whose Content-Length (${size - 1}) differs from the slot (${size}) refused`, `HTTP ${put.status}`);
-    const get = await httpGet(slot.getUrl, { ca, maxBytes: size + 1024, timeoutMs: ctx.config.timeouts.http });
+    const get = await httpGet(slot.getUrl, { ...tls, maxBytes: size + 1024, timeoutMs });
     ctx.check(requirement, get.status !== 200, "nothing stored for the refused upload", get.status === 200 ? `GET returned ${get.body.length} bytes` : `GET HTTP ${get.status}`);
     return;
   }
+  const body = probeBody(size);
+  const scope = capped ? ` (the probe's cap; max-file-size ${advertised} is advertised, uploads above ${size} bytes were not tried)` : "";
   const started = Date.now();
-  const put = await httpPut(slot.putUrl, blob, { ca, headers: slot.headers, timeoutMs: ctx.config.timeouts.http });
-  ctx.check(requirement, put.status >= 200 && put.status < 300, `PUT of ${size} bytes accepted`, `HTTP ${put.status}`);
-  const get = await httpGet(slot.getUrl, { ca, maxBytes: size + 1024, timeoutMs: ctx.config.timeouts.http });
-  const same = get.status === 200 && get.body.equals(blob);
-  ctx.check(requirement, same, `GET returns exactly the ${size} bytes uploaded`, get.status === 200 ? `${get.body.length} bytes, ${same ? "identical" : "different"} (${Date.now() - started} ms for both)` : `HTTP ${get.status}`);
+  const put = await httpPut(slot.putUrl, body, { ...tls, headers: slot.headers, timeoutMs });
+  ctx.check(requirement, put.status >= 200 && put.status < 300, `PUT of ${size} bytes accepted${scope}`, `HTTP ${put.status}`);
+  const get = await httpGetDigest(slot.getUrl, { ...tls, maxBytes: size + 1024, timeoutMs });
+  const same = get.status === 200 && get.bytes === size && get.sha256 === body.sha256();
+  const limitNote = capped ? `; ${size} of the advertised ${advertised} bytes probed` : "";
+  ctx.check(requirement, same, `GET returns exactly the ${size} bytes uploaded`, get.status === 200 ? `${get.bytes} bytes, ${same ? "identical" : `different (sha256 ${get.sha256}, uploaded ${body.sha256()})`} (${Date.now() - started} ms for both)${limitNote}` : `HTTP ${get.status}`);
 };
 
 /** A gatekeeper user sends a fixture as media: encrypt, upload, and a content document that describes it. */
@@ -79,7 +131,7 @@ const sendMedia: StepHandler = async (ctx, p) => {
   const blob = Buffer.from(encrypted.blob);
   if (p.tamper === "blob") blob[blob.length - 1] = blob[blob.length - 1]! ^ 0x01; // inside the GCM tag
   const slot = await requestSlot(device.conn, service.jid, { filename: meta.file, size: blob.length, contentType: "application/octet-stream" });
-  const put = await httpPut(slot.putUrl, blob, { ca: ctx.config.tls.ca, headers: slot.headers, timeoutMs: ctx.config.timeouts.http });
+  const put = await httpPut(slot.putUrl, blob, { ...httpTls(ctx), headers: slot.headers, timeoutMs: ctx.config.timeouts.http });
   if (put.status < 200 || put.status >= 300) throw new NotTested(`precondition not met: the upload of ${meta.file} failed with HTTP ${put.status}`);
   const media: Record<string, unknown> = {
     url: slot.getUrl, mime: (p.mime as string | undefined) ?? meta.mime, size: bytes.length, sha256: encrypted.sha256,
@@ -128,11 +180,12 @@ const checkMedia: StepHandler = async (ctx, p) => {
     return;
   }
   // Schema-required metadata is the metadata check's business (MED-09); here the file itself.
-  if (!media?.url || !media.key || !media.iv || media.size === undefined) {
+  if (!media?.url || !media.key || !media.iv || typeof media.size !== "number" || !Number.isSafeInteger(media.size) || media.size < 0) {
     ctx.check(requirement, false, "a media descriptor with url, key, iv and size", JSON.stringify(media ?? null), evidence);
     return;
   }
-  const get = await httpGet(media.url, { ca: ctx.config.tls.ca, maxBytes: media.size + TAG_BYTES + 1024, timeoutMs: ctx.config.timeouts.http });
+  // The declared size bounds the download, and MAX_PROBE_BYTES bounds the declared size.
+  const get = await httpGet(media.url, { ...httpTls(ctx), maxBytes: Math.min(media.size + TAG_BYTES + 1024, MAX_PROBE_BYTES), timeoutMs: ctx.config.timeouts.http });
   ctx.check(requirement, get.status === 200, `the blob downloads from ${media.url}`, `HTTP ${get.status}`, evidence);
   const blob = get.body;
   const blobRequirement = (p.blobRequirement as string | undefined) ?? requirement;
