@@ -16,6 +16,7 @@ import { buildReport } from "../src/report/stats.ts";
 import type { ReportDocument } from "../src/report/stats.ts";
 import { PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, SigningKeyError, loadPublicKey, loadSigningKey, writeKeyPair } from "../src/report/signing.ts";
 import type { RunInfo } from "../src/runner/events.ts";
+import { EXIT_SIGNER_NOT_AUTHENTICATED, verifyCommand } from "../src/cli/verify.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const tmp = (prefix = "chatconform-bundle-") => mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -310,7 +311,7 @@ describe("keygen and verify commands", function () {
     assert.doesNotMatch(valid.stderr, /WARNING/);
 
     const unkeyed = await cli(["verify", bundle]);
-    assert.equal(unkeyed.code, 0);
+    assert.equal(unkeyed.code, 2, "intact, but the signer is not authenticated");
     assert.match(unkeyed.stderr, /WARNING: .*does NOT prove who signed them/);
 
     const transcript = path.join(bundle, transcriptPath("encryption/text-roundtrip"));
@@ -324,5 +325,49 @@ describe("keygen and verify commands", function () {
 
     assert.equal((await cli(["verify", path.join(dir, "nothing-here")])).code, 3);
     assert.equal((await cli(["verify", bundle, "--pubkey", path.join(dir, "keys", PRIVATE_KEY_FILE)])).code, 3);
+  });
+});
+
+describe("verify without --pubkey", function () {
+  this.timeout(60_000);
+
+  it("is never plain VALID: a bundle re-signed by anyone is intact but its signer not authenticated (exit 2, key id shown); --trust-embedded-key accepts it", async () => {
+    // Anyone can change a report and sign the bundle with a key of their own: it carries that key.
+    const forged = fakeReport();
+    forged.endpoint = "xmpp://not-the-endpoint-that-ran.example:5222";
+    const { bundle, keyDir } = await signedRun(forged);
+    const keyId = loadPublicKey(path.join(keyDir, PUBLIC_KEY_FILE)).keyId;
+    const lines = () => {
+      const out: string[] = [];
+      const err: string[] = [];
+      return { out, err, io: { out: (l = "") => out.push(l), err: (l = "") => err.push(l) } };
+    };
+
+    const plain = lines();
+    assert.equal(verifyCommand(bundle, {}, plain.io), EXIT_SIGNER_NOT_AUTHENTICATED);
+    assert.equal(EXIT_SIGNER_NOT_AUTHENTICATED, 2);
+    assert.ok(!plain.out.some((l) => l.startsWith("VALID")), plain.out.join("\n"));
+    const verdictLine = plain.out.find((l) => l.startsWith("INTACT, SIGNER NOT AUTHENTICATED: "));
+    assert.ok(verdictLine, plain.out.join("\n"));
+    assert.ok(verdictLine.includes(`key id ${keyId}`), "the embedded key's id, to compare out of band");
+    assert.ok(plain.out.some((l) => /--pubkey FILE.*--trust-embedded-key/.test(l)));
+    assert.ok(plain.err.some((l) => /does NOT prove who signed them/.test(l)));
+
+    const trusted = lines();
+    assert.equal(verifyCommand(bundle, { trustEmbeddedKey: true }, trusted.io), 0);
+    assert.ok(trusted.out.some((l) => l.startsWith("INTACT, SIGNER NOT AUTHENTICATED (accepted with --trust-embedded-key): ") && l.includes(keyId)), trusted.out.join("\n"));
+    assert.ok(!trusted.out.some((l) => l.startsWith("VALID")));
+
+    const given = lines();
+    assert.equal(verifyCommand(bundle, { pubkey: path.join(keyDir, PUBLIC_KEY_FILE), trustEmbeddedKey: true }, given.io), 0);
+    assert.ok(given.out.some((l) => l.startsWith("VALID: ")), "with the signer's key it is VALID");
+
+    // Tampering keeps its own exit code, with or without the flag.
+    const report = path.join(bundle, "report.json");
+    const bytes = readFileSync(report);
+    bytes[10]! ^= 1;
+    writeFileSync(report, bytes);
+    assert.equal(verifyCommand(bundle, {}, lines().io), 1);
+    assert.equal(verifyCommand(bundle, { trustEmbeddedKey: true }, lines().io), 1);
   });
 });

@@ -14,9 +14,10 @@ import type { CaseStatus, Level } from "../src/checks/model.ts";
 import { aggregateRequirements, summarize } from "../src/checks/verdict.ts";
 import type { AggregateStatus } from "../src/checks/verdict.ts";
 import { recomputeVerdict } from "../src/report/bundle.ts";
-import { diffReports } from "../src/report/diff.ts";
+import { diffCommand } from "../src/cli/diff.ts";
+import { diffReports, formatDiff } from "../src/report/diff.ts";
 import type { ReportDiff } from "../src/report/diff.ts";
-import { ExpectationsError, evaluateExpectations, exitCodeWithExpectations, normaliseExpectations } from "../src/report/expect.ts";
+import { ExpectationsError, evaluateExpectations, exitCodeWithExpectations, normaliseExpectations, statusWithExpectations } from "../src/report/expect.ts";
 import type { CaseView, ExpectationList } from "../src/report/expect.ts";
 import { validateReport } from "../src/report/json.ts";
 import type { ReportDocument } from "../src/report/json.ts";
@@ -265,12 +266,16 @@ describe("CI features with real reports (--shard, merge, diff, --expect)", funct
       assert.deepEqual(diff.regressed, []);
     });
 
-    it("a case that was not selected before is another change, not a regression or a fix", () => {
+    it("a case that passed and is not run now (another shard) is lost coverage, a regression; one not selected before is another change", () => {
       const { code, diff } = json([reports.reference!, reports.shard2!]);
-      assert.equal(code, 0, "pass → skip is no regression");
+      assert.equal(code, 1, "pass → skip is lost coverage");
       const shard2 = readJson(reports.shard2!);
-      assert.equal(diff.changed.filter((c) => c.kind === "case").length, ran(readJson(reports.reference!)).length - ran(shard2).length);
-      assert.ok(diff.changed.every((c) => c.kind === "requirement" || (c.old === "pass" && c.new === "skip")));
+      const lost = diff.regressed.filter((c) => c.kind === "case" && c.new === "skip");
+      assert.equal(lost.length, ran(readJson(reports.reference!)).length - ran(shard2).length);
+      assert.ok(lost.every((c) => c.old === "pass" && c.coverageLost === true));
+      assert.ok(diff.regressed.some((c) => c.kind === "requirement" && c.new === "skip" && c.coverageLost), "a requirement whose cases all ran elsewhere");
+      assert.deepEqual(diff.changed.filter((c) => c.kind === "case"), []);
+      assert.match(cli(["diff", reports.reference!, reports.shard2!]).stdout, /^  case {8}\S+  pass → skip  \(coverage lost\)$/m);
       // skip → fail: the case did not pass before, so it is no regression (it is listed as a change).
       const back = json([reports.shard2!, reports.mutant!]);
       assert.equal(back.code, 0);
@@ -301,6 +306,8 @@ describe("CI features with real reports (--shard, merge, diff, --expect)", funct
       const notTested = diff.regressed.filter((c) => c.new === "not-tested");
       assert.ok(notTested.some((c) => c.kind === "requirement" && c.level === "MUST"), JSON.stringify(diff.regressed));
       assert.ok(notTested.some((c) => c.kind === "case" && c.id === "transport/unknown-iq"));
+      // A case that passed and left the catalogue is lost coverage as well (and listed under Removed).
+      assert.ok(diff.regressed.some((c) => c.kind === "case" && c.id === "transport/offline-delivery" && c.new === "missing" && c.coverageLost));
       const text = cli(["diff", reports.reference!, changed]).stdout;
       assert.match(text, /^New \(2\):\n  requirement ZZZ-01  SHOULD  uncovered\n  case        transport\/zz-new-case  pass$/m);
       assert.match(text, /^Removed \(2\):\n  requirement MED-10  SHOULD  skip\n  case        transport\/offline-delivery  pass$/m);
@@ -399,7 +406,7 @@ describe("CI features with real reports (--shard, merge, diff, --expect)", funct
 
 // ---- unit tests with inline fixtures
 
-function caseDef(id: string, tags: string[] = ["core"]): CaseDefinition {
+function caseDef(id: string, tags: string[] = ["smoke"]): CaseDefinition {
   return { id, title: `Case ${id}`, tags } as unknown as CaseDefinition;
 }
 
@@ -427,20 +434,42 @@ describe("shard selection", () => {
   });
 
   it("narrows what the filters selected; the union of the shards is the unsharded selection", () => {
-    const all = ids.map((id) => caseDef(id, id.startsWith("media/") ? ["media"] : ["core"]));
-    const unsharded = selectCases(all, { tags: ["core"] });
+    const all = ids.map((id) => caseDef(id, id.startsWith("media/") ? ["media"] : ["smoke"]));
+    const unsharded = selectCases(all, { tags: ["smoke"] });
     const union: string[] = [];
     for (const index of [1, 2]) {
-      const part = selectCases(all, { tags: ["core"], shard: { index, count: 2 } });
+      const part = selectCases(all, { tags: ["smoke"], shard: { index, count: 2 } });
       assert.deepEqual(part.filters, unsharded.filters);
       assert.deepEqual(part.shard, { index, count: 2 });
       assert.equal(part.selected.length + part.skipped.length, all.length);
       union.push(...part.selected.map((c) => c.id));
       const media = part.skipped.filter((s) => s.case.id.startsWith("media/"));
-      assert.ok(media.every((s) => s.reason === "filtered out by --tag core"));
+      assert.ok(media.every((s) => s.reason === "filtered out by --tag smoke"));
     }
     assert.deepEqual(union.sort(), unsharded.selected.map((c) => c.id).sort());
     assert.equal(unsharded.shard, undefined);
+  });
+
+  it("a selection that runs nothing is a SelectionError: an unknown tag (with the known ones), filters that match no case", () => {
+    const all = ids.map((id) => caseDef(id, id.startsWith("media/") ? ["media"] : ["smoke"]));
+    const refused = (selection: Parameters<typeof selectCases>[1], pattern: RegExp) =>
+      assert.throws(() => selectCases(all, selection), (e: unknown) => e instanceof SelectionError && pattern.test(e.message), JSON.stringify(selection));
+    refused({ tags: ["smok"] }, /^--tag smok: no such tag \(did you mean smoke\?\); the tags are: smoke, handshake, .*negative$/);
+    refused({ tags: ["smoke", "nonsense-tag"] }, /^--tag nonsense-tag: no such tag; the tags are: /);
+    // A known tag no case carries, a --grep without a match, filters whose intersection is empty.
+    refused({ tags: ["ratchet"] }, /^no case matches --tag ratchet \(of the 7 case\(s\) of the catalogue; see chatconform list\): nothing would run$/);
+    refused({ grep: "no-such-thing" }, /^no case matches --grep no-such-thing /);
+    refused({ cases: ["media/"], tags: ["smoke"] }, /^no case matches --case media\/ --tag smoke /);
+    assert.throws(() => selectCases([], {}), /the catalogue has no case/);
+    assert.equal(selectCases(all, { tags: ["media", "ratchet"] }).selected.length, 2, "one known tag that matches is enough");
+  });
+
+  it("a shard the split leaves empty (more shards than selected cases) is a SelectionError; the others run", () => {
+    const all = ids.map((id) => caseDef(id, id.startsWith("media/") ? ["media"] : ["smoke"]));
+    assert.deepEqual(selectCases(all, { tags: ["media"], shard: { index: 2, count: 3 } }).selected.map((c) => c.id), ["media/z"]);
+    assert.throws(() => selectCases(all, { tags: ["media"], shard: { index: 3, count: 3 } }), (e: unknown) =>
+      e instanceof SelectionError && e.message === "--shard 3/3: --tag media selects only 2 case(s), so a split into 3 leaves shard 3 without any: use at most 2 shard(s)");
+    assert.throws(() => selectCases(all, { shard: { index: 8, count: 8 } }), /^Error: --shard 8\/8: the catalogue has only 7 case\(s\)/);
   });
 });
 
@@ -453,7 +482,7 @@ function view(id: string, status: CaseStatus, failures: string[] = [], reason?: 
 function list(entries: Record<string, { reason?: string; until?: string }>): ExpectationList {
   return normaliseExpectations({ format: 1, expected: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, { reason: "known", ...v }])) }, {
     source: "known.yaml",
-    caseIds: ["a/one", "a/two", "a/three", "a/four"],
+    caseIds: ["a/one", "a/two", "a/three", "a/four", "a/five"],
     requirementIds: ["AAA-01", "AAA-02", "AAA-03", "BBB-01"],
   });
 }
@@ -509,6 +538,41 @@ describe("known failures: evaluation and exit code", () => {
     assert.equal(evaluate(list({ "a/one": { until: "2026-06-15" } }), rows).entries[0]!.outcome, "expected-and-failed");
   });
 
+  it("an excused failure does not hide another covering case's error or not-tested: the row is computed again from the rest", () => {
+    // AAA-01 fails in a/one (listed); a/three covers it too and errored, a/five covers it and was not tested.
+    const cs = [view("a/one", "fail", ["AAA-01"]), view("a/three", "error", [], "socket closed"), view("a/five", "not-tested", [], "no hook:block")];
+    const withError: Row[] = [{ id: "AAA-01", level: "MUST", status: "fail", cases: ["a/one", "a/three"] }];
+    for (const l of [list({ "a/one": {} }), list({ "AAA-01": {} })]) {
+      const record = evaluate(l, withError, cs);
+      assert.equal(record.entries[0]!.outcome, "expected-and-failed");
+      assert.deepEqual(record.excused, [], "error is never excused");
+      assert.equal(statusWithExpectations(withError[0]!, record), "error");
+      assert.equal(exitCodeWithExpectations({ requirements: withError, incomplete: false, expectations: record }), 2, "incomplete, not compliant");
+    }
+    const withNotTested: Row[] = [{ id: "AAA-01", level: "MUST", status: "fail", cases: ["a/one", "a/five"] }];
+    const notTested = evaluate(list({ "a/one": {} }), withNotTested, cs);
+    assert.deepEqual(notTested.excused, []);
+    assert.equal(statusWithExpectations(withNotTested[0]!, notTested), "not-tested");
+    assert.equal(exitCodeWithExpectations({ requirements: withNotTested, incomplete: false, expectations: notTested }), 2);
+    // A listed requirement whose failure is in a case that then errored: the failure is known, the error is not.
+    const erroredAfter = [view("a/one", "error", ["AAA-01"], "socket closed after the failure")];
+    const listedButErrored = evaluate(list({ "AAA-01": {} }), [{ id: "AAA-01", level: "MUST", status: "fail", cases: ["a/one"] }], erroredAfter);
+    assert.deepEqual(listedButErrored.excused, []);
+    assert.equal(exitCodeWithExpectations({ requirements: [{ id: "AAA-01", level: "MUST", status: "fail" }], incomplete: false, expectations: listedButErrored }), 2);
+    // A listed requirement that is not-tested for another reason (no passing check, a missing hook) is not excused.
+    const unchecked = evaluate(list({ "AAA-01": {} }), [{ id: "AAA-01", level: "MUST", status: "not-tested", cases: ["a/two"] }], [view("a/two", "pass")]);
+    assert.deepEqual(unchecked.excused, []);
+    assert.equal(exitCodeWithExpectations({ requirements: [{ id: "AAA-01", level: "MUST", status: "not-tested" }], incomplete: false, expectations: unchecked }), 2);
+    // A covering case that passed does not stand in the way: only then is the row excused.
+    const withPass: Row[] = [{ id: "AAA-01", level: "MUST", status: "fail", cases: ["a/one", "a/two"] }];
+    const passed = evaluate(list({ "a/one": {} }), withPass, [...cs, view("a/two", "pass")]);
+    assert.deepEqual(passed.excused, ["AAA-01"]);
+    assert.equal(exitCodeWithExpectations({ requirements: withPass, incomplete: false, expectations: passed }), 0);
+    // A record read back from a file (no residual statuses beside it) is only ever stricter: fail stays fail.
+    const fromFile = structuredClone(evaluate(list({ "a/one": {} }), withError, cs));
+    assert.equal(exitCodeWithExpectations({ requirements: withError, incomplete: false, expectations: fromFile }), 1);
+  });
+
   it("the list's shape, ids and dates are checked, every problem at once", () => {
     assert.throws(() => normaliseExpectations({ expected: { "a/nine": {}, "ZZZ-01": { reason: 1 } }, extra: true }, { source: "k.yaml", caseIds: [], requirementIds: [] }), (e: unknown) => {
       assert.ok(e instanceof ExpectationsError);
@@ -526,22 +590,123 @@ describe("known failures: evaluation and exit code", () => {
   });
 });
 
+/** A small valid report: one MUST requirement covered by one passing case. */
+function miniDoc(): ReportDocument {
+  return {
+    format: 1, suite: { name: "chatconform", version: "0.1.0" }, profile: { id: "TPC", version: "1" },
+    run: { command: "", node: "v20", platform: "linux-x64", caseSetSha256: "a".repeat(64), selection: { total: 1, selected: 1, filters: [] }, policy: "eea", endpointDescription: "x" },
+    endpoint: "xmpp://x:5222", startedAt: "2026-01-01T00:00:00Z", finishedAt: "2026-01-01T00:00:01Z", incomplete: false, verdict: "compliant",
+    summary: { total: 1, pass: 1, fail: 0, error: 0, notTested: 0, skip: 0 },
+    requirements: [{ id: "AAA-01", level: "MUST", text: "t", source: "s", status: "pass", cases: ["a/one"] }], uncovered: [],
+    cases: [{ id: "a/one", title: "t", file: "f", area: "a", requirements: ["AAA-01"], level: "MUST", tags: [], status: "pass", durationMs: 1, timeoutWaitMs: 0, sha256: "a".repeat(64), checks: [], failures: [], transcript: [] }],
+    } as ReportDocument;
+}
+
 describe("merge and diff on documents", () => {
   it("mergeReports refuses an empty list; diffReports of a report with itself changes nothing", () => {
     assert.throws(() => mergeReports([], { command: "chatconform merge" }), MergeError);
-    const doc = {
-      format: 1, suite: { name: "chatconform", version: "0.1.0" }, profile: { id: "TPC", version: "1" },
-      run: { command: "", node: "v20", platform: "linux-x64", caseSetSha256: "a".repeat(64), selection: { total: 1, selected: 1, filters: [] }, policy: "eea", endpointDescription: "x" },
-      endpoint: "xmpp://x:5222", startedAt: "2026-01-01T00:00:00Z", finishedAt: "2026-01-01T00:00:01Z", incomplete: false, verdict: "compliant",
-      summary: { total: 1, pass: 1, fail: 0, error: 0, notTested: 0, skip: 0 },
-      requirements: [{ id: "AAA-01", level: "MUST", text: "t", source: "s", status: "pass", cases: ["a/one"] }], uncovered: [],
-      cases: [{ id: "a/one", title: "t", file: "f", area: "a", requirements: ["AAA-01"], level: "MUST", tags: [], status: "pass", durationMs: 1, timeoutWaitMs: 0, sha256: "a".repeat(64), checks: [], failures: [], transcript: [] }],
-    } as ReportDocument;
+    const doc = miniDoc();
     assert.deepEqual(validateReport(doc), [], "a report without the new keys is still valid");
     const d = diffReports("a", doc, "b", doc);
     assert.deepEqual({ ...d.unchanged, regression: d.regression, changes: d.regressed.length + d.fixed.length + d.changed.length + d.added.length + d.removed.length }, { cases: 1, requirements: 1, regression: false, changes: 0 });
     const merged = mergeReports([{ file: "a", doc }], { command: "chatconform merge a" }).doc;
     assert.deepEqual(validateReport(merged), []);
     assert.deepEqual(statuses(merged), statuses(doc));
+  });
+});
+
+/** miniDoc with requirements AAA-01…AAA-05 (levels as given), each covered by one case a/1…a/5. */
+function coverageDoc(levels: Level[], status: (k: number) => CaseStatus = () => "pass"): ReportDocument {
+  const doc = miniDoc();
+  const base = doc.cases[0]!;
+  doc.cases = levels.map((level, k) => ({ ...structuredClone(base), id: `a/${k + 1}`, requirements: [`AAA-0${k + 1}`], level, status: status(k + 1) }));
+  doc.requirements = levels.map((level, k) => ({ id: `AAA-0${k + 1}`, level, text: "t", source: "s", status: status(k + 1), cases: [`a/${k + 1}`] }));
+  doc.summary = summarize(doc.cases);
+  return doc;
+}
+
+function captured() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { out: (l = "") => out.push(l), err: (l = "") => err.push(l) } };
+}
+
+describe("diff: lost coverage and a different context", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-diff-"));
+  const write = (name: string, doc: ReportDocument) => {
+    assert.deepEqual(validateReport(doc), [], name);
+    const file = path.join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(doc, null, 2));
+    return file;
+  };
+  const levels: Level[] = ["MUST", "SHOULD", "MUST", "MAY", "MUST"];
+
+  it("what passed and is now skip, not-tested, uncovered or missing is a regression (coverage lost), whatever the level", () => {
+    const old = coverageDoc(levels);
+    const now = coverageDoc(levels, (k) => (k === 1 ? "skip" : k === 2 ? "not-tested" : "pass"));
+    // AAA-03 has lost its only case (uncovered); AAA-04 is gone from the profile and a/5 from the catalogue.
+    now.cases = now.cases.filter((c) => c.id !== "a/3" && c.id !== "a/5");
+    now.requirements = now.requirements.filter((r) => r.id !== "AAA-04").map((r) => (r.id === "AAA-03" ? { ...r, status: "uncovered" as const, cases: [] } : r));
+    now.uncovered = ["AAA-03"];
+    now.summary = summarize(now.cases);
+    const d = diffReports("old", old, "new", now);
+    assert.equal(d.regression, true);
+    assert.deepEqual(d.regressed.map((c) => `${c.kind} ${c.id} ${c.old}→${c.new}${c.coverageLost ? " lost" : ""}`), [
+      "requirement AAA-01 pass→skip lost",
+      "requirement AAA-02 pass→not-tested lost",
+      "requirement AAA-03 pass→uncovered lost",
+      "requirement AAA-04 pass→missing lost",
+      "case a/1 pass→skip lost",
+      "case a/2 pass→not-tested lost",
+      "case a/3 pass→missing lost",
+      "case a/5 pass→missing lost",
+    ]);
+    assert.deepEqual(d.removed.map((p) => p.id), ["AAA-04", "a/3", "a/5"], "what is gone is listed under Removed too");
+    assert.deepEqual(d.mismatches, [], "the same endpoint, policy and suite: comparable");
+    const text = formatDiff(d);
+    assert.ok(text.includes("  requirement AAA-02  SHOULD  pass → not-tested  (coverage lost)"), text.join("\n"));
+    assert.match(text.at(-1)!, /^REGRESSION: 4 case\(s\) and 4 requirement\(s\) passed before and do not now \(8 of them coverage lost: no longer tested\)$/);
+    const c = captured();
+    assert.equal(diffCommand(write("full", old), write("less", now), {}, c.io), 1, "losing coverage fails the diff");
+    // A fail is still a regression without "coverage lost"; the reverse direction is no regression.
+    const failing = coverageDoc(levels, (k) => (k === 5 ? "fail" : "pass"));
+    const f = diffReports("old", old, "new", failing);
+    assert.deepEqual(f.regressed.map((x) => [x.id, x.new, x.coverageLost]), [["AAA-05", "fail", undefined], ["a/5", "fail", undefined]]);
+    assert.equal(diffCommand(write("less2", now), write("full2", old), {}, captured().io), 0);
+  });
+
+  it("another endpoint, policy, suite or a changed case file is refused (exit 3) unless --allow-different-context", () => {
+    const old = coverageDoc(levels);
+    const other = coverageDoc(levels);
+    other.endpoint = "xmpp://other.example:5222";
+    other.run.endpointDescription = "config other.yaml";
+    other.run.policy = "whatsapp-european-region";
+    other.suite.version = "0.2.0";
+    other.cases[1]!.sha256 = "b".repeat(64);
+    const files = [write("context-old", old), write("context-other", other)] as const;
+    const refused = captured();
+    assert.equal(diffCommand(files[0], files[1], {}, refused.io), 3);
+    assert.deepEqual(refused.out, [], "no diff is printed");
+    assert.equal(refused.err[0], `chatconform diff: ${files[0]} and ${files[1]} are not comparable; they differ in:`);
+    assert.deepEqual(refused.err.slice(1, -1), [
+      "  suite: chatconform 0.1.0 → chatconform 0.2.0",
+      "  changed case file(s) (sha256): a/2",
+      "  endpoint: xmpp://x:5222 → xmpp://other.example:5222",
+      "  policy: eea → whatsapp-european-region",
+    ]);
+    assert.match(refused.err.at(-1)!, /pass --allow-different-context to diff them anyway/);
+    assert.equal(diffCommand(files[0], files[1], { json: true }, captured().io), 3, "--json too");
+    // Allowed: the diff is printed, with the context named, and exits on regressions only.
+    const allowed = captured();
+    assert.equal(diffCommand(files[0], files[1], { allowDifferentContext: true }, allowed.io), 0);
+    assert.ok(allowed.out.some((l) => l.startsWith("note: compared across a different context (--allow-different-context): suite: ")), allowed.out.join("\n"));
+    const json = captured();
+    assert.equal(diffCommand(files[0], files[1], { json: true, allowDifferentContext: true }, json.io), 0);
+    assert.equal((JSON.parse(json.out.join("\n")) as ReportDiff).mismatches.length, 4);
+    // A mutant of the built-in partner, or another selection, is only a note: it is what a diff is for.
+    const mutant = coverageDoc(levels);
+    mutant.run.mutant = "plaintext-accepted";
+    assert.deepEqual(diffReports("a", old, "b", mutant).mismatches, []);
+    assert.deepEqual(diffReports("a", old, "b", mutant).context, ["mutant: none → plaintext-accepted"]);
   });
 });

@@ -155,6 +155,24 @@ describe("chatconform CI commands (CLI)", function () {
   });
 });
 
+describe("chatconform run: a selection that runs nothing (CLI)", function () {
+  this.timeout(60_000);
+
+  it("an unknown tag, filters that match no case and an empty shard exit 3 with the reason, before anything runs", () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-reports-"));
+    const tag = cli(["run", "--out", out, "--tag", "smok"]);
+    assert.equal(tag.code, 3, tag.stdout + tag.stderr);
+    assert.match(tag.stderr, /^chatconform: --tag smok: no such tag \(did you mean smoke\?\); the tags are: smoke, /m);
+    const grep = cli(["run", "--out", out, "--case", "transport/", "--grep", "no-such-case-anywhere"]);
+    assert.equal(grep.code, 3, grep.stdout + grep.stderr);
+    assert.match(grep.stderr, /^chatconform: no case matches --case transport\/ --grep no-such-case-anywhere \(of the \d+ case\(s\) of the catalogue; see chatconform list\): nothing would run$/m);
+    const shard = cli(["run", "--out", out, "--case", "encryption/plaintext-refused", "--shard", "2/2"]);
+    assert.equal(shard.code, 3, shard.stdout + shard.stderr);
+    assert.match(shard.stderr, /^chatconform: --shard 2\/2: --case encryption\/plaintext-refused selects only 1 case\(s\), so a split into 2 leaves shard 2 without any/m);
+    assert.deepEqual(readdirSync(out), [], "no run directory");
+  });
+});
+
 describe("chatconform run --ca and --insecure (CLI)", function () {
   this.timeout(60_000);
 

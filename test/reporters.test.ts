@@ -206,7 +206,7 @@ describe("JUnit reporter", () => {
 
   it("has one testcase per case with classname = area, and the totals", () => {
     assert.deepEqual(childElements(suite, "testcase").map((t) => [t.attrs.name, t.attrs.classname]), cases.map((c) => [c.id, c.area]).sort());
-    assert.deepEqual({ ...root.attrs, name: undefined }, { name: undefined, tests: "5", failures: "1", errors: "1", skipped: "2", time: "2.500" });
+    assert.deepEqual({ ...root.attrs, name: undefined }, { name: undefined, tests: "5", failures: "1", errors: "2", skipped: "1", time: "2.500" });
     assert.equal(suite.attrs.timestamp, "2025-01-01T10:00:00");
     assert.equal(testcase("encryption/replay").attrs.time, "1.310");
     assert.equal(testcase("encryption/replay").attrs.file, "cases/encryption/replay.yaml");
@@ -234,14 +234,25 @@ describe("JUnit reporter", () => {
     assert.equal(testcase("encryption/replay").getChild("system-out")!.children.length, 1);
   });
 
-  it("maps error to <error>, not-tested and skip to <skipped>, pass to an empty testcase", () => {
+  it("maps error to <error>, skip to <skipped>, pass to an empty testcase", () => {
     assert.match((testcase("lifecycle/hooks").getChild("error") as Element).attrs.message, /^connection reset by peer bell\[U\+0007\]esc\[U\+001B\]/);
-    assert.equal((testcase("encryption/prekeys").getChild("skipped") as Element).attrs.message, "not tested: hook state missing");
     assert.match((testcase("transport/starttls").getChild("skipped") as Element).attrs.message, /^skipped: filtered out/);
     assert.deepEqual(childElements(testcase("encryption/text-roundtrip"), "failure"), []);
     assert.equal(testcase("encryption/text-roundtrip").getChild("system-out"), undefined);
     assert.ok(renderJunit(doc, { transcript: "all" }).includes("CIPHERTEXT-ONE"));
     assert.ok(!renderJunit(doc, { transcript: "none" }).includes("<system-out>"));
+  });
+
+  it("maps not-tested to <error type=\"not-tested\"> with its reason, never to <skipped> (an incomplete run must not look green)", () => {
+    const notTested = testcase("encryption/prekeys");
+    assert.deepEqual(childElements(notTested, "skipped"), []);
+    const error = notTested.getChild("error") as Element;
+    assert.equal(error.attrs.type, "not-tested");
+    assert.equal(error.attrs.message, "not tested: hook state missing");
+    assert.match(error.getText(), /hook state missing/);
+    // Only the filtered-out case is counted as skipped; the not-tested one is an error.
+    assert.equal(suite.attrs.skipped, "1");
+    assert.equal(suite.attrs.errors, "2");
   });
 
   it("keeps a transcript excerpt around the evidence", () => {

@@ -1,5 +1,8 @@
 // Case selection: --case, --grep, --tag and --shard all narrow the same list; what is left out is `skip`.
+// A selection that runs nothing is bad input (SelectionError, exit 3), never an empty "compliant" run:
+// an unknown tag, filters that together match no case, a shard the split leaves empty.
 import type { CaseDefinition } from "./loader.ts";
+import { TAGS } from "./vocabulary.ts";
 
 /** One part of a deterministic split of the selected cases: `index` of `count`, 1-based (`--shard 2/4`). */
 export interface Shard {
@@ -72,6 +75,14 @@ export function selectCases(all: CaseDefinition[], selection: Selection): Select
   for (const pattern of selection.cases ?? []) {
     if (!all.some((c) => idMatches(c.id, pattern))) throw new SelectionError(`--case ${pattern}: no case has that id (see chatconform list)`);
   }
+  const unknownTags = (selection.tags ?? []).filter((t) => !(TAGS as readonly string[]).includes(t));
+  if (unknownTags.length) {
+    const hints = unknownTags.map((t) => {
+      const near = nearest(t, TAGS);
+      return `--tag ${t}: no such tag${near ? ` (did you mean ${near}?)` : ""}`;
+    });
+    throw new SelectionError(`${hints.join("; ")}; the tags are: ${TAGS.join(", ")}`);
+  }
   const { shard } = selection;
   if (shard && !(Number.isInteger(shard.index) && Number.isInteger(shard.count) && shard.count >= 1 && shard.count <= MAX_SHARDS && shard.index >= 1 && shard.index <= shard.count)) {
     throw new SelectionError(`--shard ${shard.index}/${shard.count}: must be i/n with 1 ≤ i ≤ n ≤ ${MAX_SHARDS}`);
@@ -89,7 +100,13 @@ export function selectCases(all: CaseDefinition[], selection: Selection): Select
     if (byCase && byGrep && byTag) matched.push(c);
     else skipped.push({ case: c, reason: `filtered out by ${filters.join(" ")}` });
   }
+  if (matched.length === 0) {
+    throw new SelectionError(filters.length ? `no case matches ${filters.join(" ")} (of the ${all.length} case(s) of the catalogue; see chatconform list): nothing would run` : "the catalogue has no case: nothing would run");
+  }
   if (!shard) return { selected: matched, skipped, filters };
+  if (shard.index > matched.length) {
+    throw new SelectionError(`--shard ${shard.index}/${shard.count}: ${filters.length ? `${filters.join(" ")} selects` : "the catalogue has"} only ${matched.length} case(s), so a split into ${shard.count} leaves shard ${shard.index} without any: use at most ${matched.length} shard(s)`);
+  }
   const shards = assignShards(matched.map((c) => c.id), shard.count);
   const selected: CaseDefinition[] = [];
   for (const c of matched) {
@@ -98,4 +115,25 @@ export function selectCases(all: CaseDefinition[], selection: Selection): Select
     else skipped.push({ case: c, reason: `in shard ${k}/${shard.count}, not in this run's --shard ${shard.index}/${shard.count}` });
   }
   return { selected, skipped, filters, shard: { index: shard.index, count: shard.count } };
+}
+
+/** The closest of `words` to `word` by edit distance, if it is close enough to be a likely typo. */
+function nearest(word: string, words: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const w of words) {
+    const d = editDistance(word.toLowerCase(), w);
+    if (d < bestDistance) [best, bestDistance] = [w, d];
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
 }

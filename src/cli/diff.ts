@@ -1,6 +1,8 @@
-// `chatconform diff OLD.json NEW.json [--json]`: newly failing, newly passing, new and removed
-// cases and requirements. Exit codes as EXIT in program.ts: 0 no regression, 1 something that
-// passed no longer does, 3 misuse (a file that cannot be read or is not a report.json).
+// `chatconform diff OLD.json NEW.json [--json] [--allow-different-context]`: newly failing, newly
+// passing, new and removed cases and requirements. Exit codes as EXIT in program.ts: 0 no
+// regression, 1 something that passed no longer does (fails, errors, or is no longer tested),
+// 3 misuse (a file that cannot be read or is not a report.json) or reports that are not comparable
+// (another endpoint, policy, suite or profile, a changed case file) without --allow-different-context.
 import { readFileSync } from "node:fs";
 import { diffReports, formatDiff } from "../report/diff.ts";
 import type { ReportDocument } from "../report/document.ts";
@@ -34,7 +36,13 @@ export function readReport(file: string): { doc: ReportDocument } | { problems: 
   return { doc: doc as ReportDocument };
 }
 
-export function diffCommand(oldFile: string, newFile: string, flags: { json?: boolean }, io: CommandIo): number {
+export interface DiffFlags {
+  json?: boolean;
+  /** Compare reports of another endpoint, policy, suite, profile or changed case files anyway. */
+  allowDifferentContext?: boolean;
+}
+
+export function diffCommand(oldFile: string, newFile: string, flags: DiffFlags, io: CommandIo): number {
   const a = readReport(oldFile);
   const b = readReport(newFile);
   const problems = [...("problems" in a ? a.problems : []), ...("problems" in b ? b.problems : [])];
@@ -43,6 +51,12 @@ export function diffCommand(oldFile: string, newFile: string, flags: { json?: bo
     return EXIT_BAD_INPUT;
   }
   const diff = diffReports(oldFile, a.doc, newFile, b.doc);
+  if (diff.mismatches.length && !flags.allowDifferentContext) {
+    io.err(`chatconform diff: ${oldFile} and ${newFile} are not comparable; they differ in:`);
+    for (const m of diff.mismatches) io.err(`  ${m}`);
+    io.err("a status that changed could be the other context, not a regression or a fix: compare reports of one endpoint, policy, suite and case set, or pass --allow-different-context to diff them anyway");
+    return EXIT_BAD_INPUT;
+  }
   if (flags.json) io.out(JSON.stringify(diff, null, 2));
   else for (const line of formatDiff(diff)) io.out(line);
   return diff.regression ? EXIT_REGRESSION : EXIT_OK;

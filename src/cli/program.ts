@@ -42,6 +42,7 @@ import type { ExpectationList, ExpectationsRecord } from "../report/expect.ts";
 import { statsFor } from "../report/stats.ts";
 import type { StatsCollector } from "../report/stats.ts";
 import { diffCommand } from "./diff.ts";
+import type { DiffFlags } from "./diff.ts";
 import { mergeCommand } from "./merge.ts";
 import type { MergeFlags } from "./merge.ts";
 
@@ -173,10 +174,8 @@ async function runCommand(flags: RunFlags): Promise<number> {
     }
     for (const warning of signingKey.warnings) err(`chatconform: warning: ${warning}`);
   }
-  // The run's directory before any partner starts: an --out that cannot be written stops here,
-  // with nothing left running.
   const base = path.resolve(flags.out);
-  const dir = timestampDir(base);
+  let dir: string | undefined;
   let config: EndpointConfig;
   let partner: ReferencePartner | undefined;
   let endpointDescription: string;
@@ -189,11 +188,15 @@ async function runCommand(flags: RunFlags): Promise<number> {
     throw new UsageError("--endpoint needs --config FILE describing the endpoint (domain, accounts, reflector, hooks); see README");
   } else {
     if (flags.policy && !["eea", "whatsapp-european-region"].includes(flags.policy)) throw new UsageError(`--policy ${flags.policy}: must be eea or whatsapp-european-region`);
+    // The run's directory before the partner starts: an --out that cannot be written stops here,
+    // with nothing left running.
+    dir = timestampDir(base);
     partner = await startReferencePartner({ backend, mutant: flags.partnerMutant, policy: flags.policy as never });
     config = partner.config;
     const server = backend === "prosody" ? "on Prosody" : "in-process";
     endpointDescription = flags.partnerMutant ? `built-in reference partner (${server}), mutant ${flags.partnerMutant}` : `built-in reference partner (${server})`;
   }
+  const runDir = dir ?? timestampDir(base);
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -212,7 +215,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
   process.on("SIGTERM", sigterm);
 
   try {
-    const reporters = await createReporters(reporterList, { outDir: dir, secrets: configSecrets(config), quiet: flags.quiet, verbose: flags.verbose, color: flags.color === false ? false : undefined }).catch((e: unknown) => {
+    const reporters = await createReporters(reporterList, { outDir: runDir, secrets: configSecrets(config), quiet: flags.quiet, verbose: flags.verbose, color: flags.color === false ? false : undefined }).catch((e: unknown) => {
       throw e instanceof ReporterError ? new UsageError(e.message) : e;
     });
     let stats: StatsCollector | undefined;
@@ -237,10 +240,10 @@ async function runCommand(flags: RunFlags): Promise<number> {
     });
     await reporters.done();
     if (signingKey) {
-      const bundle = writeBundle({ runDir: dir, key: signingKey, secrets: configSecrets(config) });
+      const bundle = writeBundle({ runDir, key: signingKey, secrets: configSecrets(config) });
       if (!flags.quiet) out(`Bundle: ${bundle.dir} (${bundle.files.length} files, signed with key ${signingKey.keyId})`);
     }
-    pointLatest(base, dir);
+    pointLatest(base, runDir);
     // The console reporter prints the verdict (quiet or not); without it, stdout stays the reporters' own.
     if (!reporters.hasConsole) {
       // The console reporter says why a run is incomplete; without it, stderr does (once).
@@ -485,8 +488,9 @@ export function buildProgram(): Command {
   program.command("verify")
     .description("check a signed bundle: signature, every file's hash, no file added or removed, the verdict recomputed")
     .argument("<bundle>", "the bundle directory, or the run directory that holds it (reports/latest)")
-    .option("--pubkey <file>", "the signer's public key; without it only integrity is proven, not origin")
-    .action((bundle: string, flags: { pubkey?: string }) => {
+    .option("--pubkey <file>", "the signer's public key; without it only integrity is proven, not origin (exit 2)")
+    .option("--trust-embedded-key", "accept the public key the bundle carries (integrity only; the output still says the signer is not authenticated)")
+    .action((bundle: string, flags: { pubkey?: string; trustEmbeddedKey?: boolean }) => {
       process.exitCode = verifyCommand(bundle, flags, { out, err });
     });
   const report = program.command("report").description("work with report.json files");
@@ -505,7 +509,8 @@ export function buildProgram(): Command {
     .argument("<old>", "the earlier report.json")
     .argument("<new>", "the later report.json")
     .option("--json", "JSON output")
-    .action((oldFile: string, newFile: string, flags: { json?: boolean }) => {
+    .option("--allow-different-context", "compare reports of another endpoint, policy, suite, profile or changed case files anyway")
+    .action((oldFile: string, newFile: string, flags: DiffFlags) => {
       process.exitCode = diffCommand(oldFile, newFile, flags, { out, err });
     });
   program.command("merge")

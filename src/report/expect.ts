@@ -63,7 +63,11 @@ export interface ExpectationsRecord {
   /** The day (UTC, YYYY-MM-DD) the `until` dates were compared with: the day the run started. */
   date: string;
   entries: ExpectationResult[];
-  /** Requirements that do not pass and whose failure (or not-tested status) the list excuses. */
+  /**
+   * Requirements that do not pass and that the list excuses entirely (counted as passing for the
+   * exit code): their failure or not-tested status comes from known failures only. A row the list
+   * excuses only in part (an excused failure beside another case's error) is not here.
+   */
   excused: string[];
 }
 
@@ -203,12 +207,23 @@ export function dayOf(timestamp: string): string {
 }
 
 /**
+ * What each requirement row that does not pass becomes once the known failures are set aside,
+ * for the exit code (exitCodeWithExpectations). Kept beside the record, not in it: report.json's
+ * `expectations` has a fixed shape (report.schema.json). A record without an entry here (one read
+ * from a file) falls back to `excused` alone: an excused row counts as passing, any other keeps
+ * its status, so the fallback can only be stricter, never hide an error.
+ */
+const residualStatuses = new WeakMap<ExpectationsRecord, ReadonlyMap<string, AggregateStatus>>();
+
+/**
  * What became of each entry in a run, and which requirements the list excuses. An entry that has
- * not expired excuses: a failing case it names (and so the requirements that case failed); a
- * failing requirement it names. A requirement's `fail` is excused when the requirement is listed
- * or every case that failed on it is excused; its `not-tested` is excused when every covering
- * case that did not pass is a failing case that is excused (it failed first on a listed
- * requirement). `error` is never excused.
+ * not expired excuses: a failing case it names, and a failing case whose every failure is on a
+ * requirement it names. For a requirement row that fails or is not-tested, the excused cases (and,
+ * when the requirement is listed, the cases that failed on it) are set aside and the row is
+ * computed again from its other covering cases: a failure on it that is not excused keeps it
+ * `fail`, an `error` keeps it `error`, a `not-tested` case (or one that failed on something not
+ * excused) keeps it `not-tested`; only when nothing else is in the way is it excused (counted as
+ * passing). `error` is never excused, whichever case it is in.
  */
 export function evaluateExpectations(list: ExpectationList, run: { cases: readonly CaseView[]; requirements: readonly RequirementView[]; startedAt: string }): ExpectationsRecord {
   const date = dayOf(run.startedAt);
@@ -243,20 +258,43 @@ export function evaluateExpectations(list: ExpectationList, run: { cases: readon
   const active = list.entries.filter((e) => !expired(e));
   const listedCases = new Set(active.filter((e) => e.kind === "case").map((e) => e.id));
   const listedRequirements = new Set(active.filter((e) => e.kind === "requirement").map((e) => e.id));
-  const caseExcused = (c: CaseView | undefined) =>
-    c !== undefined && c.status === "fail" && (listedCases.has(c.id) || (c.failures.length > 0 && c.failures.every((f) => listedRequirements.has(f.requirement))));
+  const caseExcused = (c: CaseView) =>
+    c.status === "fail" && (listedCases.has(c.id) || (c.failures.length > 0 && c.failures.every((f) => listedRequirements.has(f.requirement))));
   const excused: string[] = [];
+  const residual = new Map<string, AggregateStatus>();
   for (const row of run.requirements) {
+    if (row.status !== "fail" && row.status !== "not-tested") continue;
+    const failedOn = (c: CaseView) => c.failures.some((f) => f.requirement === row.id);
+    const listed = listedRequirements.has(row.id);
+    // Set aside: excused cases, and the cases that failed (not errored) on this requirement when it is listed.
+    const setAside = (c: CaseView) => caseExcused(c) || (listed && c.status === "fail" && failedOn(c));
     const covering = row.cases.map((id) => caseById.get(id));
-    if (row.status === "fail") {
-      const failing = covering.filter((c) => c?.failures.some((f) => f.requirement === row.id));
-      if (listedRequirements.has(row.id) || (failing.length > 0 && failing.every(caseExcused))) excused.push(row.id);
-    } else if (row.status === "not-tested") {
-      const unsettled = covering.filter((c) => c === undefined || (c.status !== "pass" && c.status !== "skip"));
-      if (unsettled.length > 0 && unsettled.every(caseExcused)) excused.push(row.id);
-    }
+    const others = covering.filter((c) => c === undefined || !setAside(c));
+    // Nothing of it is a known failure: nothing to excuse (a listed requirement that did not fail is unmatched).
+    if (!covering.some((c) => c !== undefined && (setAside(c) || (listed && failedOn(c))))) continue;
+    // The row again from the cases left, in verdict.ts's order (a case the run does not have is not established).
+    const status: AggregateStatus =
+      others.some((c) => c !== undefined && failedOn(c) && !listed) ? "fail"
+        : others.some((c) => c?.status === "error") ? "error"
+          : others.some((c) => c === undefined || c.status === "not-tested" || c.status === "fail") ? "not-tested"
+            : "pass";
+    if (status === "pass") excused.push(row.id);
+    else if (status !== row.status) residual.set(row.id, status);
   }
-  return { file: list.file, date, entries, excused };
+  const record: ExpectationsRecord = { file: list.file, date, entries, excused };
+  residualStatuses.set(record, residual);
+  return record;
+}
+
+/**
+ * A requirement's status for the exit code with the known failures set aside: `pass` when the list
+ * excuses it, what is left when it excuses only part of it (an excused failure beside another
+ * case's error stays `error`), its own status otherwise.
+ */
+export function statusWithExpectations(row: { id: string; status: AggregateStatus }, record: ExpectationsRecord | undefined): AggregateStatus {
+  if (!record) return row.status;
+  if (record.excused.includes(row.id)) return "pass";
+  return residualStatuses.get(record)?.get(row.id) ?? row.status;
 }
 
 /** The entries of a record as the list they came from (to evaluate them again, e.g. on a merged report). */
@@ -267,13 +305,12 @@ export function listOf(record: ExpectationsRecord): ExpectationList {
 /**
  * The exit code of a run (or merged report), with its known failures taken into account.
  * Precedence: (1) an entry that passed unexpectedly makes it 1, whatever else; (2) otherwise the
- * verdict of verdict.ts is computed again with every excused requirement counted as passing, and
- * mapped as usual: 1 when a MUST requirement still fails, 2 when one is still not established (or
+ * verdict of verdict.ts is computed again with every excused requirement counted as passing (and a
+ * partly excused one as what is left of it: statusWithExpectations), and mapped as usual: 1 when a MUST requirement still fails, 2 when one is still not established (or
  * the run is incomplete), 0 otherwise. Without a list this is exitCodeFor(verdict).
  */
 export function exitCodeWithExpectations(doc: { requirements: readonly { id: string; level: Level; status: AggregateStatus }[]; incomplete: boolean; expectations?: ExpectationsRecord }): 0 | 1 | 2 {
-  const excused = new Set(doc.expectations?.excused ?? []);
-  const rows = doc.requirements.map((r) => (excused.has(r.id) ? { level: r.level, status: "pass" as const } : r));
+  const rows = doc.requirements.map((r) => ({ level: r.level, status: statusWithExpectations(r, doc.expectations) }));
   if (doc.expectations?.entries.some((e) => e.outcome === "unexpectedly-passed")) return 1;
   return exitCodeFor(computeVerdict(rows, { incomplete: doc.incomplete }));
 }

@@ -1,7 +1,9 @@
 // The JUnit XML reporter: report.junit.xml for CI test views (GitHub Actions test-report actions,
 // GitLab's `artifacts:reports:junit`, Jenkins' junit step). One <testcase> per case, classname =
 // area; a failure's message names the requirement with Expected and Actual; <system-out> holds a
-// transcript excerpt. Built as XML with @xmpp/xml (escaping included), never by concatenation.
+// transcript excerpt. A case that could not be tested is an <error type="not-tested">, not a
+// <skipped>: an incomplete run must not look green in a CI test view; only cases left out by the
+// filters (`skip`) are <skipped>. Built as XML with @xmpp/xml (escaping included), never by concatenation.
 import { xml } from "../protocol/xml.ts";
 import type { Element } from "../protocol/xml.ts";
 import { caseReason, failureLine, oneLine, runDurationMs, showControls, transcriptExcerpt } from "./document.ts";
@@ -65,7 +67,9 @@ function testcase(c: ReportCase, doc: ReportDocument, options: JunitOptions): El
   } else if (c.status === "error") {
     children.push(xml("error", { message: oneLine(c.reason ?? "error", 1000), type: "error" }, failureBody(c, doc) || c.reason || "error"));
   } else if (c.status === "not-tested") {
-    children.push(xml("skipped", { message: oneLine(`not tested: ${c.reason ?? "a precondition is missing"}`, 1000) }));
+    // Not <skipped>: CI test views count skipped tests as green, and a case not tested is a gap in the run.
+    const reason = c.reason ?? "a precondition is missing";
+    children.push(xml("error", { message: oneLine(`not tested: ${reason}`, 1000), type: "not-tested" }, failureBody(c, doc) || `not tested: ${reason}`));
   } else if (c.status === "skip") {
     children.push(xml("skipped", { message: oneLine(`skipped: ${c.reason ?? "not selected"}`, 1000) }));
   } else if (c.failures.length) {
@@ -87,8 +91,8 @@ export function renderJunit(doc: ReportDocument, options: JunitOptions = {}): st
   const count = (status: ReportCase["status"]) => doc.cases.filter((c) => c.status === status).length;
   const tests = doc.cases.length;
   const failures = count("fail");
-  const errors = count("error");
-  const skipped = count("skip") + count("not-tested");
+  const errors = count("error") + count("not-tested");
+  const skipped = count("skip");
   // Wall time of the run (cases run in parallel, so their durations add up to more).
   const time = seconds(runDurationMs(doc) ?? doc.cases.reduce((sum, c) => sum + c.durationMs, 0));
   const property = (name: string, value: string | number | boolean | undefined) => (value === undefined ? undefined : xml("property", { name, value: String(value) }));
