@@ -60,6 +60,19 @@ describe("AccountPool", () => {
     assert.equal(pool.size, 1);
   });
 
+  it("gives nothing to a case interrupted by the same signal, even if its accounts are free", async () => {
+    // B's abort handler frees its place first; C, interrupted too, must not be handed bob then.
+    const pool = new AccountPool([alice, bob]);
+    await pool.acquire(1);
+    const controller = new AbortController();
+    const b = pool.acquire(2, controller.signal);
+    const c = pool.acquire(1, controller.signal);
+    controller.abort("SIGINT");
+    await assert.rejects(b, /interrupted by SIGINT/);
+    await assert.rejects(c, /interrupted by SIGINT/);
+    assert.equal(pool.size, 1, "bob stays in the pool");
+  });
+
   it("refuses at once when the run was interrupted before the wait began", async () => {
     const pool = new AccountPool([alice]);
     await pool.acquire(1);

@@ -217,10 +217,20 @@ export class CaseContext {
 
   /** Record a check; a failing check stops the case. */
   check(requirement: string, ok: boolean, expected: string, actual: string, evidence: number[] = []): void {
+    const result = this.addCheck(requirement, ok, expected, actual, evidence);
+    if (!ok) throw new CheckFailed(result);
+  }
+
+  /** Record a check without stopping the case when it fails (the step records more checks first). */
+  checkAndGoOn(requirement: string, ok: boolean, expected: string, actual: string, evidence: number[] = []): void {
+    this.addCheck(requirement, ok, expected, actual, evidence);
+  }
+
+  private addCheck(requirement: string, ok: boolean, expected: string, actual: string, evidence: number[]): CheckResult {
     if (this.ended) throw new Error("the case has ended: a late step's check is not recorded");
     const result: CheckResult = { requirement, ok, step: this.currentStep, expected, actual, evidence };
     this.checks.push(result);
-    if (!ok) throw new CheckFailed(result);
+    return result;
   }
 
   /** Whether a JID is a partner user: an account of the endpoint's domain that is no actor of this case. */
@@ -233,7 +243,8 @@ export class CaseContext {
 
   /** Record a breach of a run-wide invariant: once per requirement and case (the first offending stanza). */
   private breach(requirement: string, expected: string, actual: string, seq: number): void {
-    if (this.invariantFailures.some((f) => f.requirement === requirement)) return;
+    // After the case has its result (teardown), what arrives is not judged: the result is fixed.
+    if (this.ended || this.invariantFailures.some((f) => f.requirement === requirement)) return;
     const result: CheckResult = { requirement, ok: false, step: this.currentStep || "(run-wide invariant)", expected, actual, evidence: [seq] };
     this.invariantFailures.push(result);
     this.checks.push(result);

@@ -46,7 +46,7 @@ function checkBoth(ctx: CaseContext, requirements: string[], ok: boolean, expect
   }
   // Record every requirement's check before one failure stops the case.
   const failures = requirements.slice(0, -1);
-  for (const requirement of failures) ctx.checks.push({ requirement, ok, step: ctx.currentStep, expected, actual, evidence });
+  for (const requirement of failures) ctx.checkAndGoOn(requirement, ok, expected, actual, evidence);
   ctx.check(requirements.at(-1)!, ok, expected, actual, evidence);
 }
 

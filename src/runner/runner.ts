@@ -69,7 +69,7 @@ export interface RunOutcome {
 export class AccountPool {
   private free: StaticAccount[];
   private readonly capacity: number;
-  private waiting: { count: number; grant: (accounts: StaticAccount[]) => void }[] = [];
+  private waiting: { count: number; signal?: AbortSignal; grant: (accounts: StaticAccount[]) => void; cancel: () => void }[] = [];
   constructor(accounts: StaticAccount[]) {
     this.free = [...accounts];
     this.capacity = accounts.length;
@@ -84,15 +84,17 @@ export class AccountPool {
     return new Promise((resolve, reject) => {
       const waiter = {
         count,
+        signal,
         grant: (accounts: StaticAccount[]) => {
           signal?.removeEventListener("abort", onAbort);
           resolve(accounts);
         },
+        cancel: () => reject(notStarted(signal)),
       };
       const onAbort = () => {
         this.waiting = this.waiting.filter((w) => w !== waiter);
         this.grantInOrder();
-        reject(new CaseStopped("not-tested", `interrupted by ${interruptionName(signal)} while waiting for a static account: not started`));
+        waiter.cancel();
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -104,11 +106,23 @@ export class AccountPool {
     this.grantInOrder();
   }
   private grantInOrder(): void {
-    while (this.waiting.length && this.free.length >= this.waiting[0]!.count) {
-      const next = this.waiting.shift()!;
+    while (this.waiting.length) {
+      const next = this.waiting[0]!;
+      // Interrupted, its own abort handler not run yet: it gets nothing (a case must not start now).
+      if (next.signal?.aborted) {
+        this.waiting.shift();
+        next.cancel();
+        continue;
+      }
+      if (this.free.length < next.count) return;
+      this.waiting.shift();
       next.grant(this.free.splice(0, next.count));
     }
   }
+}
+
+function notStarted(signal: AbortSignal | undefined): CaseStopped {
+  return new CaseStopped("not-tested", `interrupted by ${interruptionName(signal)} while waiting for a static account: not started`);
 }
 
 function unmetNeed(caseDef: CaseDefinition, config: EndpointConfig, staticCount: number): string | undefined {
@@ -166,19 +180,21 @@ export class Runner extends EventEmitter<RunnerEvents> {
         } else queue.push(c);
       }
       let stopped = 0;
+      let notStartedCount = 0;
       const worker = async () => {
         for (;;) {
           if (options.signal?.aborted) return;
           const next = queue.shift();
           if (!next) return;
           const result = await this.runCase(next, pool, staticCount);
-          if (result.reason?.startsWith("interrupted")) stopped++;
+          if (result.reason?.startsWith("interrupted") && result.reason.includes("stopped after the grace")) stopped++;
+          else if (result.reason?.startsWith("interrupted")) notStartedCount++;
           finish(result);
         }
       };
       const jobs = Math.max(1, Math.min(options.jobs ?? 1, queue.length || 1));
       await Promise.all(Array.from({ length: jobs }, worker));
-      const notRun = queue.length;
+      const notRun = queue.length + notStartedCount;
       const reasons: string[] = [];
       if (preflight) reasons.push(`${preflight.message} ${preflightSkipped} selected case(s) did not run.`);
       if (options.signal?.aborted) {
@@ -236,6 +252,8 @@ export class Runner extends EventEmitter<RunnerEvents> {
         borrowed.push({ pool: from, accounts });
         lent.set(from, [...accounts]);
       }
+      // Accounts that arrive as the run is interrupted start nothing.
+      if (signal?.aborted && borrowed.some((b) => b.accounts.length > 0)) throw notStarted(signal);
       for (const [name, spec] of actorEntries) {
         let account: { username: string; password: string };
         let phone: string;
@@ -321,7 +339,7 @@ export class Runner extends EventEmitter<RunnerEvents> {
     // everything the result carries: transcripts, checks, failures and the reason. Very short
     // passwords are left alone: redacting "pw" everywhere would garble the evidence.
     const secrets = [...ctx.secrets, ...[...config.accounts.static, ...config.accounts.ineligible].map((a) => a.password)].filter((s) => s.length >= 4);
-    const evidence = redactSecrets({ reason, checks, failures, transcript: ctx.transcript }, secrets);
+    const evidence = redactSecrets({ reason, checks, failures, transcript: [...ctx.transcript] }, secrets);
     return {
       id: caseDef.id, title: caseDef.title, file: caseDef.file, area: caseDef.area, requirements, level: caseDef.level,
       tags: caseDef.tags, status, reason: evidence.reason, durationMs: Date.now() - ctx.startedAt, timeoutWaitMs: ctx.timeoutWaitMs,
