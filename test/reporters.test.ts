@@ -255,6 +255,19 @@ describe("JUnit reporter", () => {
     assert.equal(suite.attrs.errors, "2");
   });
 
+  it("maps a selected case the run never got to (skip, \"not run: …\") to <error type=\"not-run\">, not <skipped>", () => {
+    const reason = "not run: the first connection to the endpoint failed (connection refused)";
+    const dead = { ...doc, cases: doc.cases.map((c) => (c.id === "transport/starttls" ? { ...c, reason } : c)) };
+    const suiteOf = parseXml(renderJunit(dead).replace(/^<\?xml[^>]*\?>\s*/, "")).getChild("testsuite") as Element;
+    const starttls = childElements(suiteOf, "testcase").find((t) => t.attrs.name === "transport/starttls")!;
+    assert.deepEqual(childElements(starttls, "skipped"), []);
+    const error = starttls.getChild("error") as Element;
+    assert.equal(error.attrs.type, "not-run");
+    assert.equal(error.attrs.message, reason);
+    assert.equal(suiteOf.attrs.skipped, "0");
+    assert.equal(suiteOf.attrs.errors, "3");
+  });
+
   it("keeps a transcript excerpt around the evidence", () => {
     const replay = doc.cases.find((c) => c.id === "encryption/replay")!;
     const excerpt = transcriptExcerpt(replay, { context: 0 });

@@ -59,6 +59,14 @@ function failureBody(c: ReportCase, doc: ReportDocument): string {
   return blocks.join("\n\n");
 }
 
+/**
+ * A selected case the run never got to (first connection failed, run interrupted): its status is
+ * `skip`, but for a CI test view it is a gap, not a filter's choice. The runner words these "not run: …".
+ */
+function notRun(c: ReportCase): boolean {
+  return c.status === "skip" && (c.reason ?? "").startsWith("not run:");
+}
+
 function testcase(c: ReportCase, doc: ReportDocument, options: JunitOptions): Element {
   const children: (Element | undefined)[] = [];
   if (c.status === "fail") {
@@ -70,6 +78,8 @@ function testcase(c: ReportCase, doc: ReportDocument, options: JunitOptions): El
     // Not <skipped>: CI test views count skipped tests as green, and a case not tested is a gap in the run.
     const reason = c.reason ?? "a precondition is missing";
     children.push(xml("error", { message: oneLine(`not tested: ${reason}`, 1000), type: "not-tested" }, failureBody(c, doc) || `not tested: ${reason}`));
+  } else if (notRun(c)) {
+    children.push(xml("error", { message: oneLine(c.reason!, 1000), type: "not-run" }, c.reason!));
   } else if (c.status === "skip") {
     children.push(xml("skipped", { message: oneLine(`skipped: ${c.reason ?? "not selected"}`, 1000) }));
   } else if (c.failures.length) {
@@ -91,8 +101,8 @@ export function renderJunit(doc: ReportDocument, options: JunitOptions = {}): st
   const count = (status: ReportCase["status"]) => doc.cases.filter((c) => c.status === status).length;
   const tests = doc.cases.length;
   const failures = count("fail");
-  const errors = count("error") + count("not-tested");
-  const skipped = count("skip");
+  const errors = count("error") + count("not-tested") + doc.cases.filter(notRun).length;
+  const skipped = count("skip") - doc.cases.filter(notRun).length;
   // Wall time of the run (cases run in parallel, so their durations add up to more).
   const time = seconds(runDurationMs(doc) ?? doc.cases.reduce((sum, c) => sum + c.durationMs, 0));
   const property = (name: string, value: string | number | boolean | undefined) => (value === undefined ? undefined : xml("property", { name, value: String(value) }));
