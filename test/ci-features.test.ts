@@ -475,8 +475,9 @@ describe("shard selection", () => {
 
 interface Row { id: string; level: Level; status: AggregateStatus; cases: string[] }
 
-function view(id: string, status: CaseStatus, failures: string[] = [], reason?: string): CaseView {
-  return { id, status, failures: failures.map((requirement) => ({ requirement })), ...(reason ? { reason } : {}) };
+function view(id: string, status: CaseStatus, failures: string[] = [], reason?: string, checked: string[] = []): CaseView {
+  const checks = [...failures.map((requirement) => ({ requirement, ok: false })), ...checked.map((requirement) => ({ requirement, ok: true }))];
+  return { id, status, failures: failures.map((requirement) => ({ requirement })), checks, ...(reason ? { reason } : {}) };
 }
 
 function list(entries: Record<string, { reason?: string; until?: string }>): ExpectationList {
@@ -489,7 +490,7 @@ function list(entries: Record<string, { reason?: string; until?: string }>): Exp
 
 describe("known failures: evaluation and exit code", () => {
   // a/one fails on AAA-01 (AAA-02 then not-tested); a/two passes AAA-03; a/three errors on BBB-01; a/four skipped (AAA-03).
-  const cases = [view("a/one", "fail", ["AAA-01"]), view("a/two", "pass"), view("a/three", "error", [], "socket closed"), view("a/four", "skip", [], "filtered out")];
+  const cases = [view("a/one", "fail", ["AAA-01"]), view("a/two", "pass", [], undefined, ["AAA-03"]), view("a/three", "error", [], "socket closed"), view("a/four", "skip", [], "filtered out")];
   const requirements: Row[] = [
     { id: "AAA-01", level: "MUST", status: "fail", cases: ["a/one"] },
     { id: "AAA-02", level: "MUST", status: "not-tested", cases: ["a/one"] },
@@ -509,6 +510,18 @@ describe("known failures: evaluation and exit code", () => {
     const withoutError = requirements.filter((r) => r.id !== "BBB-01");
     assert.equal(exitCodeWithExpectations({ requirements: withoutError, incomplete: false, expectations: evaluate(list({ "a/one": {} }), withoutError) }), 0);
     assert.equal(exitCodeWithExpectations({ requirements: withoutError, incomplete: false }), 1, "without the list: non-compliant");
+  });
+
+  it("an excused case does not excuse what a passing case beside it listed but never checked", () => {
+    // AAA-02 is also covered by a/five, which passed without a check on it: nothing tested AAA-02.
+    const rows = requirements.filter((r) => r.id !== "BBB-01").map((r) => (r.id === "AAA-02" ? { ...r, cases: ["a/one", "a/five"] } : r));
+    const cs = [...cases, view("a/five", "pass", [], undefined, ["AAA-03"])];
+    const record = evaluate(list({ "a/one": {} }), rows, cs);
+    assert.deepEqual(record.excused, ["AAA-01"]);
+    assert.equal(exitCodeWithExpectations({ requirements: rows, incomplete: false, expectations: record }), 2, "AAA-02 stays not-tested: incomplete");
+    // Once a/five checks it, the row is excused with a/one.
+    const checked = [...cases, view("a/five", "pass", [], undefined, ["AAA-02"])];
+    assert.deepEqual(evaluate(list({ "a/one": {} }), rows, checked).excused, ["AAA-01", "AAA-02"]);
   });
 
   it("a listed requirement excuses its failure; a requirement that passed in only some of its cases is unmatched, not stale", () => {
@@ -563,9 +576,9 @@ describe("known failures: evaluation and exit code", () => {
     const unchecked = evaluate(list({ "AAA-01": {} }), [{ id: "AAA-01", level: "MUST", status: "not-tested", cases: ["a/two"] }], [view("a/two", "pass")]);
     assert.deepEqual(unchecked.excused, []);
     assert.equal(exitCodeWithExpectations({ requirements: [{ id: "AAA-01", level: "MUST", status: "not-tested" }], incomplete: false, expectations: unchecked }), 2);
-    // A covering case that passed does not stand in the way: only then is the row excused.
+    // A covering case that passed (with a check on it) does not stand in the way: only then is the row excused.
     const withPass: Row[] = [{ id: "AAA-01", level: "MUST", status: "fail", cases: ["a/one", "a/two"] }];
-    const passed = evaluate(list({ "a/one": {} }), withPass, [...cs, view("a/two", "pass")]);
+    const passed = evaluate(list({ "a/one": {} }), withPass, [...cs, view("a/two", "pass", [], undefined, ["AAA-01"])]);
     assert.deepEqual(passed.excused, ["AAA-01"]);
     assert.equal(exitCodeWithExpectations({ requirements: withPass, incomplete: false, expectations: passed }), 0);
     // A record read back from a file (no residual statuses beside it) is only ever stricter: fail stays fail.

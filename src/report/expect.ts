@@ -190,6 +190,8 @@ export interface CaseView {
   status: CaseStatus;
   reason?: string;
   failures: readonly { requirement: string }[];
+  /** Every check the case made: a requirement passes only where a passing case checked it (verdict.ts). */
+  checks: readonly { requirement: string; ok: boolean }[];
 }
 
 /** What evaluation needs of a requirement row. */
@@ -273,11 +275,15 @@ export function evaluateExpectations(list: ExpectationList, run: { cases: readon
     // Nothing of it is a known failure: nothing to excuse (a listed requirement that did not fail is unmatched).
     if (!covering.some((c) => c !== undefined && (setAside(c) || (listed && failedOn(c))))) continue;
     // The row again from the cases left, in verdict.ts's order (a case the run does not have is not established).
+    // Passing cases left must have checked it (listing is not testing); with none left, the excused
+    // cases were all it had, and it is excused with them.
+    const passing = others.filter((c): c is CaseView => c !== undefined && c.status === "pass");
+    const checkedByOthers = passing.length === 0 || passing.some((c) => c.checks.some((k) => k.requirement === row.id && k.ok));
     const status: AggregateStatus =
       others.some((c) => c !== undefined && failedOn(c) && !listed) ? "fail"
         : others.some((c) => c?.status === "error") ? "error"
           : others.some((c) => c === undefined || c.status === "not-tested" || c.status === "fail") ? "not-tested"
-            : "pass";
+            : checkedByOthers ? "pass" : "not-tested";
     if (status === "pass") excused.push(row.id);
     else if (status !== row.status) residual.set(row.id, status);
   }
