@@ -1,5 +1,6 @@
 // Signed bundles: keys, writing, and verify detecting (and naming) any change to any bundle file.
 import assert from "node:assert/strict";
+import { SUITE } from "../src/runner/suite.ts";
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
@@ -253,6 +254,8 @@ describe("bundle", function () {
     assert.match(problem.detail, /requirement ENC-06 is pass in the report but fail from its cases/);
     assert.match(problem.detail, /summary .* does not count the cases/);
     assert.equal(r.run?.recomputedVerdict, "non-compliant");
+    // The fake report says chatconform 0.1.0: the verifier names its own rules' version beside.
+    assert.match(problem.detail, new RegExp(`\\(the bundle was made by chatconform 0\\.1\\.0 and recomputed with the rules of ${SUITE.version.replace(/\./g, "\\.")}: verify it with 0\\.1\\.0\\)$`));
   });
 
   it("refuses to write a bundle twice or one that would hold a secret", async () => {

@@ -13,6 +13,7 @@ import { REPORT_FILE_NAME, redactSecrets, validateReport } from "./json.ts";
 import type { ReportDocument } from "./stats.ts";
 import { SIGNATURE_ALGORITHM, SigningKeyError, parsePublicKey, signBytes, verifyBytes } from "./signing.ts";
 import type { PublicKeyInfo, SigningKey } from "./signing.ts";
+import { SUITE } from "../runner/suite.ts";
 
 export const BUNDLE_FORMAT = 1;
 /** The bundle's directory inside a run directory. */
@@ -392,7 +393,12 @@ export function verifyBundle(target: string, options: VerifyOptions = {}): Verif
         verdict: report.verdict,
         recomputedVerdict: recomputed.verdict,
       };
-      if (recomputed.problems.length) contentChecks.push({ subject: REPORT_FILE_NAME, ok: false, detail: recomputed.problems.join("; ") });
+      // The verdict's rules can change between suite versions: say so, so that a bundle of another
+      // version is checked with that version rather than taken for tampered.
+      const otherRules = report.suite.version !== SUITE.version
+        ? ` (the bundle was made by ${report.suite.name} ${report.suite.version} and recomputed with the rules of ${SUITE.version}: verify it with ${report.suite.version})`
+        : "";
+      if (recomputed.problems.length) contentChecks.push({ subject: REPORT_FILE_NAME, ok: false, detail: `${recomputed.problems.join("; ")}${otherRules}` });
       else contentChecks.push({ subject: REPORT_FILE_NAME, ok: true, detail: `verdict ${report.verdict} recomputed from its ${report.cases.length} case(s); summary and requirement statuses agree` });
       // The manifest's suite is the report's (checked only against an intact report.json).
       if (manifest && okFiles.has(REPORT_FILE_NAME)) {
