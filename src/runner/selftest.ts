@@ -4,6 +4,7 @@
 // JavaScript, so processes are what lets a selftest use every core, and a broken mutant can never
 // take the others down.
 import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -82,6 +83,26 @@ export function partnerReportName({ mutant, policy }: { mutant?: Mutant; policy:
   return mutant ? mutant.name : policy === "eea" ? "reference" : `reference@${policy}`;
 }
 
+/**
+ * The partners' runs in progress. Each is its own process group (detached), so a Ctrl-C at the
+ * terminal reaches the selftest only, which stops each run with exactly one SIGTERM: a run that got
+ * the terminal's SIGINT and then a SIGTERM would take it for a second Ctrl-C and exit without its
+ * report. Whatever still runs when the selftest exits (a second Ctrl-C) is killed then.
+ */
+const runningChildren = new Set<ChildProcess>();
+let killOnExit: (() => void) | undefined;
+
+function track(child: ChildProcess): void {
+  if (!killOnExit) {
+    killOnExit = () => {
+      for (const c of runningChildren) c.kill("SIGKILL");
+    };
+    process.on("exit", killOnExit);
+  }
+  runningChildren.add(child);
+  child.on("close", () => runningChildren.delete(child));
+}
+
 function runChild(partner: SelftestPartner, jobs: number, backend: PartnerBackend, keepIn?: string, seed?: number, signal?: AbortSignal): Promise<{ report?: ReportSlice; stderr: string; hung: boolean }> {
   const { mutant, policy } = partner;
   let out: string;
@@ -97,7 +118,12 @@ function runChild(partner: SelftestPartner, jobs: number, backend: PartnerBacken
   if (backend !== "builtin") args.push("--partner-backend", backend);
   if (seed !== undefined) args.push("--seed", String(seed));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], signal });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
+    track(child);
+    const stop = () => child.kill("SIGTERM");
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
+    child.on("close", () => signal?.removeEventListener("abort", stop));
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       if (stderr.length < 20_000) stderr += chunk.toString();
