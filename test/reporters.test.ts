@@ -286,7 +286,7 @@ describe("Markdown reporter", () => {
     assert.match(lines[2]!, /^A MUST requirement fails\. · Endpoint `xmpp:\/\/127\.0\.0\.1:5222` \(fake endpoint\) · policy `eea` · chatconform 0\.1\.0 · 2025-01-01T10:00:00\.000Z \(2\.5 s\)$/);
     assert.ok(lines.includes("| cases | 5 | 1 | 1 | 1 | 1 | 1 | |"), text);
     assert.ok(lines.includes("| requirements | 6 | 0 | 1 | 1 | 2 | 1 | 1 |"), text);
-    assert.ok(lines.includes("Uncovered (no case yet, no effect on the verdict): ENC\\-20".replace("\\-", "-")), text);
+    assert.ok(lines.includes("Uncovered (no case in the catalogue; an uncovered MUST makes the run incomplete): ENC\\-20".replace("\\-", "-")), text);
   });
 
   it("lists failing requirements with a one-line, escaped reason", () => {

@@ -110,7 +110,7 @@ export function renderMarkdown(doc: ReportDocument, options: MarkdownOptions = {
   }
   if (doc.uncovered.length) {
     out.push("");
-    out.push(`Uncovered (no case yet, no effect on the verdict): ${doc.uncovered.map((id) => mdText(id)).join(", ")}`);
+    out.push(`Uncovered (no case in the catalogue; an uncovered MUST makes the run incomplete): ${doc.uncovered.map((id) => mdText(id)).join(", ")}`);
   }
   if (options.reportPath) {
     out.push("");
