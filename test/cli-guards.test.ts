@@ -1,8 +1,9 @@
-// Refused before anything starts, with a clear error (exit 3): `run --out` somewhere that cannot be
-// written, and `partner --host` on an address other than loopback.
+// Refused before anything runs, with a clear error (exit 3) and nothing left behind: `run --out`
+// somewhere that cannot be written, `partner --host` on an address other than loopback, a built-in
+// partner that cannot start.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,5 +28,14 @@ describe("chatconform run --out that cannot be written (CLI)", function () {
       assert.equal(r.status, 3, r.stdout + r.stderr);
       assert.match(r.stderr, new RegExp(`--host ${host.replace(/\./g, "\\.")}: the reference partner listens on a loopback address only`));
     }
+  });
+
+  it("a built-in partner that cannot start leaves no run directory behind", () => {
+    // The partner refuses a mutant it does not know when it starts, after the run directory is made.
+    const out = mkdtempSync(path.join(os.tmpdir(), "chatconform-out-"));
+    const r = spawnSync(process.execPath, [BIN, "run", "--partner-mutant", "no-such-mutant", "--out", out], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 50_000 });
+    assert.equal(r.status, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, /unknown mutant "no-such-mutant"/);
+    assert.deepEqual(readdirSync(out), []);
   });
 });

@@ -191,7 +191,12 @@ async function runCommand(flags: RunFlags): Promise<number> {
     // The run's directory before the partner starts: an --out that cannot be written stops here,
     // with nothing left running.
     dir = timestampDir(base);
-    partner = await startReferencePartner({ backend, mutant: flags.partnerMutant, policy: flags.policy as never });
+    try {
+      partner = await startReferencePartner({ backend, mutant: flags.partnerMutant, policy: flags.policy as never });
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true }); // still empty: nothing ran
+      throw e;
+    }
     config = partner.config;
     const server = backend === "prosody" ? "on Prosody" : "in-process";
     endpointDescription = flags.partnerMutant ? `built-in reference partner (${server}), mutant ${flags.partnerMutant}` : `built-in reference partner (${server})`;
@@ -300,6 +305,9 @@ async function partnerCommand(flags: { port: number; host: string; mutant?: stri
     optout: config.optout,
     hooks: config.hooks,
     policy: config.policy,
+    // The waits the backend needs (the Prosody-backed partner takes about twice as long to answer).
+    timeouts: config.timeouts,
+    maxStanzaBytes: config.maxStanzaBytes,
     localTestEndpoint: true,
   };
   const configFile = path.join(dir, "endpoint.yaml");

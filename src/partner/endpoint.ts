@@ -42,7 +42,8 @@ export interface PartnerEndpointOptions {
 export function partnerEndpointConfig(o: PartnerEndpointOptions): EndpointConfig {
   const factor = o.answerWaitFactor ?? 1;
   return {
-    service: `xmpp://${o.host}:${o.port}`,
+    // An IPv6 literal (::1) goes in brackets, as in any URI.
+    service: `xmpp://${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`,
     domain: o.domain,
     tls: { ca: o.caCertPem },
     accounts: { mode: "register", prefix: o.testPrefix, static: [], ineligible: [o.ineligible] },
