@@ -37,6 +37,7 @@ import { shellJoin } from "../runner/evidence.ts";
 import { MAX_SEED } from "../runner/seed.ts";
 import { keygenCommand } from "./keygen.ts";
 import { verifyCommand } from "./verify.ts";
+import { handleInterrupts } from "./interrupts.ts";
 import { ExpectationsError, exitCodeWithExpectations, exitLine, loadExpectations, outcomeLine } from "../report/expect.ts";
 import type { ExpectationList, ExpectationsRecord } from "../report/expect.ts";
 import { statsFor } from "../report/stats.ts";
@@ -204,20 +205,10 @@ async function runCommand(flags: RunFlags): Promise<number> {
   const runDir = dir ?? timestampDir(base);
 
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (signal: string) => {
-    interrupts++;
-    if (interrupts > 1) {
-      err(`\n${signal} again: exiting without waiting.`);
-      process.exit(EXIT.interruptedTwice);
-    }
-    err(`\n${signal}: no new cases start; running cases get a short grace, then the reports are written (press Ctrl-C again to exit now).`);
-    controller.abort(signal);
-  };
-  const sigint = () => onSignal("SIGINT");
-  const sigterm = () => onSignal("SIGTERM");
-  process.on("SIGINT", sigint);
-  process.on("SIGTERM", sigterm);
+  const interrupts = handleInterrupts({
+    controller, err, exit: (code) => process.exit(code), exitCode: EXIT.interruptedTwice,
+    firstMessage: "no new cases start; running cases get a short grace, then the reports are written",
+  });
 
   try {
     const reporters = await createReporters(reporterList, { outDir: runDir, secrets: configSecrets(config), quiet: flags.quiet, verbose: flags.verbose, color: flags.color === false ? false : undefined }).catch((e: unknown) => {
@@ -265,8 +256,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
     }
     return exitCodeWithExpectations(gate);
   } finally {
-    process.off("SIGINT", sigint);
-    process.off("SIGTERM", sigterm);
+    interrupts.remove();
     // Bounded: a partner that does not stop cannot keep the process from exiting (main.ts exits).
     if (partner) {
       let timer: NodeJS.Timeout | undefined;
@@ -386,18 +376,10 @@ async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?:
   // The first signal stops the partners' runs (each writes its report, marked incomplete) and the
   // selftest ends incomplete; a second one exits at once, as `run` does.
   const controller = new AbortController();
-  const stop = (signal: string) => {
-    if (controller.signal.aborted) {
-      err(`\n${signal} again: exiting without waiting.`);
-      process.exit(EXIT.interruptedTwice);
-    }
-    err(`\n${signal}: stopping the partners' runs; no new ones start (press Ctrl-C again to exit now).`);
-    controller.abort(signal);
-  };
-  const sigint = () => stop("SIGINT");
-  const sigterm = () => stop("SIGTERM");
-  process.on("SIGINT", sigint);
-  process.on("SIGTERM", sigterm);
+  const interrupts = handleInterrupts({
+    controller, err, exit: (code) => process.exit(code), exitCode: EXIT.interruptedTwice,
+    firstMessage: "stopping the partners' runs; no new ones start",
+  });
   const started = Date.now();
   if (!flags.json) out(`Selftest on the ${backend} backend: the reference partner under ${POLICIES.join(" and ")}, then ${mutants.length} mutant(s), each run in its own process`);
   const { rows, ok } = await runSelftest({
@@ -414,8 +396,7 @@ async function selftestCommand(flags: { json?: boolean; jobs: number; parallel?:
       for (const e of row.errors) out(`    ${e}`);
     },
   });
-  process.off("SIGINT", sigint);
-  process.off("SIGTERM", sigterm);
+  interrupts.remove();
   const uncovered = requirements.filter((r) => !cases.some((c) => c.requirements.includes(r.id))).map((r) => r.id);
   const killed = rows.filter((r) => !r.reference && r.ok).length;
   const references = rows.filter((r) => r.reference);
