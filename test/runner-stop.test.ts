@@ -72,14 +72,15 @@ describe("a case stopped before its steps end", function () {
   });
 
   it("past its deadline: error, the requirement error, no failed check, verdict incomplete", async () => {
-    const caseDef = waitingCase(1_000);
+    // The deadline may hit while alice still connects on a loaded machine: any step, same outcome.
+    const caseDef = waitingCase(3_000);
     const run = await runSuite({
       config: { ...partner.config, timeouts: { ...partner.config.timeouts, stanza: 30_000 } },
       endpointDescription: "test", requirements, allCases: [caseDef], selected: [caseDef], jobs: 1,
     });
     const result = run.results[0]!;
     assert.equal(result.status, "error", result.reason);
-    assert.match(result.reason ?? "", /^steps\[1\] expect alice: the case did not finish within 1000 ms$/);
+    assert.match(result.reason ?? "", /^steps\[[01]\] (connect|expect) alice: the case did not finish within 3000 ms$/);
     assert.deepEqual(result.failures, []);
     assert.equal(run.requirements.find((r) => r.id === "TRN-05")!.status, "error");
     assert.equal(run.verdict, "incomplete");
