@@ -1,20 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { DEFAULT_CASES_DIR, formatProblem, listCaseFiles, loadCaseFile, loadCases } from "../src/cases/loader.ts";
 import { selectCases } from "../src/cases/select.ts";
 import { loadRequirements } from "../src/checks/requirements.ts";
+import { lintTempCase, writeTempCase } from "./temp-case.ts";
 
 const requirements = loadRequirements();
-
-function writeCase(area: string, slug: string, body: string): { file: string; root: string } {
-  const root = mkdtempSync(path.join(os.tmpdir(), "chatconform-cases-"));
-  mkdirSync(path.join(root, "cases", area), { recursive: true });
-  const file = path.join(root, "cases", area, `${slug}.yaml`);
-  writeFileSync(file, body);
-  return { file, root };
-}
 
 const VALID = `format: 1
 id: encryption/sample
@@ -42,7 +32,7 @@ describe("case loader and lint", () => {
   });
 
   it("accepts a valid case and hashes the file", () => {
-    const { file, root } = writeCase("encryption", "sample", VALID);
+    const { file, root } = writeTempCase("encryption", "sample", VALID);
     const result = loadCaseFile(file, requirements, root);
     assert.deepEqual(result.problems, []);
     assert.equal(result.case?.id, "encryption/sample");
@@ -54,12 +44,12 @@ describe("case loader and lint", () => {
       .replace("id: encryption/sample", "id: encryption/other")
       .replace("requirements: [ENC-06]", "requirements: [ENC-06, XYZ-99]")
       .replace("tags: [smoke]", "tags: [smoke, not-a-tag]");
-    const { file, root } = writeCase("encryption", "sample", body);
+    const { file, root } = writeTempCase("encryption", "sample", body);
     const { problems } = loadCaseFile(file, requirements, root);
     const text = problems.map(formatProblem).join("\n");
     // Schema errors come first and alone; fix them, then semantic errors appear.
     assert.match(text, /sample\.yaml:7: tags\.1: must be one of/);
-    const second = writeCase("encryption", "sample", body.replace("tags: [smoke, not-a-tag]", "tags: [smoke]"));
+    const second = writeTempCase("encryption", "sample", body.replace("tags: [smoke, not-a-tag]", "tags: [smoke]"));
     const semantic = loadCaseFile(second.file, requirements, second.root).problems.map(formatProblem).join("\n");
     assert.match(semantic, /sample\.yaml:2: id "encryption\/other" must equal the file's place, "encryption\/sample"/);
     assert.match(semantic, /sample\.yaml:4: unknown requirement XYZ-99/);
@@ -67,8 +57,7 @@ describe("case loader and lint", () => {
 
   it("names an unknown step and an unknown field of a known step", () => {
     const body = VALID.replace("  - session: { actor: alice, with: reflector }", "  - teleport: { actor: alice }\n  - session: { actor: alice, with: reflector, colour: blue }");
-    const { file, root } = writeCase("encryption", "sample", body);
-    const text = loadCaseFile(file, requirements, root).problems.map(formatProblem).join("\n");
+    const text = lintTempCase("encryption", "sample", body);
     assert.match(text, /sample\.yaml:13: steps\.1: is not a known step/);
     assert.match(text, /sample\.yaml:14: steps\.2\.session: unknown field "colour"/);
   });
@@ -77,8 +66,7 @@ describe("case loader and lint", () => {
     const body = VALID
       .replace("ref: m1", "ref: m9")
       .replace("  - connect: { actor: alice }", "  - connect: { actor: alice }\n  - hook: { actor: alice, name: state }");
-    const { file, root } = writeCase("encryption", "sample", body);
-    const text = loadCaseFile(file, requirements, root).problems.map(formatProblem).join("\n");
+    const text = lintTempCase("encryption", "sample", body);
     assert.match(text, /step hook: needs must list "hook:state"/);
     assert.match(text, /step expect: ref "m9" is not defined/);
   });
@@ -87,8 +75,7 @@ describe("case loader and lint", () => {
     const body = VALID
       .replace("needs: [reflector]", "needs: [reflector, hook:block]")
       .replace("  - connect: { actor: alice }", "  - connect: { actor: alice }\n  - block: { actor: alice, jid: bob }\n  - blocklist: { actor: alice, lists: [reflector, carol], lacks: [optout], requirement: ENC-06 }");
-    const { file, root } = writeCase("encryption", "sample", body);
-    const text = loadCaseFile(file, requirements, root).problems.map(formatProblem).join("\n");
+    const text = lintTempCase("encryption", "sample", body);
     assert.match(text, /sample\.yaml:13: step block: jid "bob" is neither an actor of this case/);
     assert.match(text, /sample\.yaml:14: step blocklist: lists\.1 "carol" is neither an actor of this case/);
     assert.match(text, /sample\.yaml:14: step blocklist: talks to the opted-out user, so needs must list "optout"/);
@@ -96,7 +83,7 @@ describe("case loader and lint", () => {
   });
 
   it("reports malformed YAML with its line", () => {
-    const { file, root } = writeCase("encryption", "sample", "format: 1\nid: [unclosed\n");
+    const { file, root } = writeTempCase("encryption", "sample", "format: 1\nid: [unclosed\n");
     const { problems } = loadCaseFile(file, requirements, root);
     assert.equal(problems.length > 0, true);
     assert.match(formatProblem(problems[0]!), /sample\.yaml:\d+: YAML: /);

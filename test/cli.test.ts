@@ -1,11 +1,12 @@
 // The CLI as a user runs it: a child process, its exit code, what it prints, what it writes.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { validateReport } from "../src/report/json.ts";
+import { writeTempCase } from "./temp-case.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = path.join(root, "bin", "chatconform.js");
@@ -20,10 +21,7 @@ describe("chatconform CLI", function () {
 
   it("lint accepts the catalogue and rejects a bad file with file:line and exit 3", () => {
     assert.equal(cli(["lint"]).code, 0);
-    const dir = mkdtempSync(path.join(os.tmpdir(), "chatconform-lint-"));
-    mkdirSync(path.join(dir, "cases", "encryption"), { recursive: true });
-    const file = path.join(dir, "cases", "encryption", "broken.yaml");
-    writeFileSync(file, "format: 1\nid: encryption/broken\ntitle: Broken case used by the CLI test\nrequirements: [ENC-06]\nlevel: MUST\ntags: [smoke]\nspec: nothing at all here\nsteps:\n  - fly: { to: moon }\n");
+    const { file } = writeTempCase("encryption", "broken", "format: 1\nid: encryption/broken\ntitle: Broken case used by the CLI test\nrequirements: [ENC-06]\nlevel: MUST\ntags: [smoke]\nspec: nothing at all here\nsteps:\n  - fly: { to: moon }\n");
     const result = cli(["lint", file]);
     assert.equal(result.code, 3);
     assert.match(result.stderr, /broken\.yaml:9: steps\.0: is not a known step/);

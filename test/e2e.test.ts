@@ -1,14 +1,12 @@
 // End to end: the real catalogue, the real in-process partner, real crypto. No mocks.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { DEFAULT_CASES_DIR, listCaseFiles, loadCaseFile, loadCases } from "../src/cases/loader.ts";
+import { DEFAULT_CASES_DIR, listCaseFiles, loadCases } from "../src/cases/loader.ts";
 import { selectCases } from "../src/cases/select.ts";
 import { loadRequirements } from "../src/checks/requirements.ts";
 import { startReferencePartner } from "../src/partner/index.ts";
 import type { ReferencePartner } from "../src/partner/index.ts";
 import { runSuite } from "../src/runner/suite.ts";
+import { loadTempCase } from "./temp-case.ts";
 import type { SuiteRunResult } from "../src/runner/suite.ts";
 
 const requirements = loadRequirements();
@@ -67,10 +65,7 @@ describe("end to end against the reference partner", function () {
   it("expect-no on a second device waits for that device's own stream, not only device 0's", async () => {
     // The partner's message goes to both devices; device 0 takes it, device 1 leaves it in its inbox.
     // expect-no on device 1 must find it every time: a barrier on device 0's stream alone would race.
-    const root = mkdtempSync(path.join(os.tmpdir(), "chatconform-e2e-"));
-    mkdirSync(path.join(root, "cases", "encryption"), { recursive: true });
-    const file = path.join(root, "cases", "encryption", "second-device-barrier.yaml");
-    writeFileSync(file, [
+    const caseDef = loadTempCase("encryption/second-device-barrier", [
       "format: 1",
       "id: encryption/second-device-barrier",
       "title: A message the second device got is seen by expect-no on that device",
@@ -86,11 +81,8 @@ describe("end to end against the reference partner", function () {
       "  - hook: { actor: alice, name: send, args: { to: alice, kind: text, text: \"on both\" } }",
       "  - receive: { actor: alice, device: 0, from: reflector, as: p0, requirement: ENC-17 }",
       "  - expect-no: { actor: alice, device: 1, stanza: encrypted, from: reflector, barrier: ping, requirement: ENC-17 }",
-      "",
-    ].join("\n"));
-    const loaded = loadCaseFile(file, requirements, root);
-    assert.deepEqual(loaded.problems, []);
-    const run = await runAgainst(undefined, [loaded.case!]);
+    ]);
+    const run = await runAgainst(undefined, [caseDef]);
     const result = run.results[0]!;
     assert.equal(result.status, "fail", describeFailures(run));
     assert.equal(result.failures.length, 1);

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DEFAULT_CASES_DIR, formatProblem, listCaseFiles, loadCaseFile, loadCases } from "../src/cases/loader.ts";
+import { DEFAULT_CASES_DIR, listCaseFiles, loadCases } from "../src/cases/loader.ts";
 import type { CaseDefinition } from "../src/cases/loader.ts";
 import { loadRequirements } from "../src/checks/requirements.ts";
 import { loadConfigFile, ConfigError, configSecrets } from "../src/config/config.ts";
@@ -13,6 +13,7 @@ import type { PolicyName } from "../src/eligibility/classify.ts";
 import { startReferencePartner } from "../src/partner/index.ts";
 import type { ReferencePartner } from "../src/partner/index.ts";
 import { runSuite } from "../src/runner/suite.ts";
+import { lintTempCase } from "./temp-case.ts";
 import type { SuiteRunResult } from "../src/runner/suite.ts";
 import type { EndpointConfig } from "../src/config/config.ts";
 
@@ -108,8 +109,7 @@ describe("eligibility case lint and config", () => {
   }
 
   it("requires the needs of ineligible accounts and registrations, and actors named by register", () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), "chatconform-elg-"));
-    const file = writeFile(path.join(root, "cases", "eligibility"), "sample.yaml", `format: 1
+    const text = lintTempCase("eligibility", "sample", `format: 1
 id: eligibility/sample
 title: A sample case with an ineligible actor and a registration
 requirements: [ELG-07]
@@ -122,7 +122,6 @@ actors:
 steps:
   - register: { phoneOf: stuck, username: ghost, as: a, requirement: ELG-07 }
 `);
-    const text = loadCaseFile(file, requirements, root).problems.map(formatProblem).join("\n");
     assert.match(text, /actor stuck uses an ineligible account, so needs must list "ineligible-account"/);
     assert.match(text, /step register: registers in band, so needs must list "registration"/);
     assert.match(text, /step register: username "ghost" is not an actor of this case/);

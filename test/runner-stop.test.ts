@@ -2,24 +2,18 @@
 // failure: the step still waiting when teardown closes its connection must not record "nothing
 // arrived" against the partner. Real partner, real crypto.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { loadCaseFile } from "../src/cases/loader.ts";
 import type { CaseDefinition } from "../src/cases/loader.ts";
 import { loadRequirements } from "../src/checks/requirements.ts";
 import { startReferencePartner } from "../src/partner/index.ts";
 import type { ReferencePartner } from "../src/partner/index.ts";
 import { runSuite } from "../src/runner/suite.ts";
+import { loadTempCase } from "./temp-case.ts";
 
 const requirements = loadRequirements();
 
 /** A case that waits for a message the reflector never sends (it is never asked to). */
 function waitingCase(timeoutMs?: number): CaseDefinition {
-  const root = mkdtempSync(path.join(os.tmpdir(), "chatconform-stop-"));
-  mkdirSync(path.join(root, "cases", "transport"), { recursive: true });
-  const file = path.join(root, "cases", "transport", "waits-forever.yaml");
-  writeFileSync(file, [
+  return loadTempCase("transport/waits-forever", [
     "format: 1",
     "id: transport/waits-forever",
     "title: Waits for a message that nobody sends",
@@ -34,11 +28,7 @@ function waitingCase(timeoutMs?: number): CaseDefinition {
     "steps:",
     "  - connect: { actor: alice }",
     "  - expect: { actor: alice, stanza: encrypted, from: reflector, requirement: TRN-05 }",
-    "",
-  ].join("\n"));
-  const loaded = loadCaseFile(file, requirements, root);
-  assert.deepEqual(loaded.problems, []);
-  return loaded.case!;
+  ]);
 }
 
 describe("a case stopped before its steps end", function () {
