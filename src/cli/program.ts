@@ -188,7 +188,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
   } else if (flags.endpoint) {
     throw new UsageError("--endpoint needs --config FILE describing the endpoint (domain, accounts, reflector, hooks); see README");
   } else {
-    if (flags.policy && !["eea", "whatsapp-european-region"].includes(flags.policy)) throw new UsageError(`--policy ${flags.policy}: must be eea or whatsapp-european-region`);
+    if (flags.policy && !(POLICIES as readonly string[]).includes(flags.policy)) throw new UsageError(`--policy ${flags.policy}: must be ${POLICIES.join(" or ")}`);
     // The run's directory before the partner starts: an --out that cannot be written stops here,
     // with nothing left running.
     dir = timestampDir(base);

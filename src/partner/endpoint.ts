@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { EndpointConfig, StaticAccount } from "../config/config.ts";
 import { DEFAULT_STANZA_TIMEOUT } from "../config/config.ts";
-import { DEFAULT_TIMEOUTS } from "../protocol/connection.ts";
+import { DEFAULT_TIMEOUTS, uriHost } from "../protocol/connection.ts";
 import { DEFAULT_HTTP_TIMEOUT_MS } from "../protocol/upload.ts";
 import type { PolicyName } from "../eligibility/classify.ts";
 
@@ -42,8 +42,7 @@ export interface PartnerEndpointOptions {
 export function partnerEndpointConfig(o: PartnerEndpointOptions): EndpointConfig {
   const factor = o.answerWaitFactor ?? 1;
   return {
-    // An IPv6 literal (::1) goes in brackets, as in any URI.
-    service: `xmpp://${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`,
+    service: `xmpp://${uriHost(o.host)}:${o.port}`,
     domain: o.domain,
     tls: { ca: o.caCertPem },
     accounts: { mode: "register", prefix: o.testPrefix, static: [], ineligible: [o.ineligible] },

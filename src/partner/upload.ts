@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type net from "node:net";
 import type { BoundSession, ServerComponent } from "./server/context.ts";
 import { errorReply } from "../protocol/stanza-error.ts";
+import { uriHost } from "../protocol/connection.ts";
 import type { StanzaErrorInfo } from "../protocol/stanza-error.ts";
 import { NS, xml } from "../protocol/xml.ts";
 import type { Element } from "../protocol/xml.ts";
@@ -303,7 +304,7 @@ export async function startUploadService(options: UploadServiceOptions): Promise
   // Slot URLs name the listening address (an unspecified one, 0.0.0.0 or ::, as 127.0.0.1); the
   // certificate names 127.0.0.1 only, so other addresses need the client to override the name.
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  origin = `https://${urlHost.includes(":") ? `[${urlHost}]` : urlHost}:${port}`;
+  origin = `https://${uriHost(urlHost)}:${port}`;
   log(`[upload] ${jid} serving ${origin} (max-file-size ${maxFileSize})${faults.size ? ` with faults ${[...faults].filter((f) => f in UPLOAD_FAULTS).join(", ") || "none of its own"}` : ""}`);
 
   return {

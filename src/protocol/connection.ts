@@ -123,6 +123,11 @@ export class Deadline {
   }
 }
 
+/** A host as it goes into a URI: an IPv6 literal (::1) in brackets, anything else as it is. */
+export function uriHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
 export function parseService(service: string): { secure: boolean; host: string; port: number } {
   const match = /^(xmpps?):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(service);
   if (!match) throw new ConnectionError("protocol", `endpoint ${JSON.stringify(service)} is not xmpp://host:port or xmpps://host:port`);
