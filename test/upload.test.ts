@@ -299,6 +299,29 @@ describe("XEP-0363 upload service (reference partner)", () => {
   });
 
   describe("wired into the reference partner", () => {
+    it("on ::1 too: the service URI is bracketed and uploads verify with the partner's CA", async () => {
+      const partner = await startReferencePartner({ host: "::1" });
+      try {
+        assert.match(partner.config.service, /^xmpp:\/\/\[::1\]:\d+$/);
+        const conn = await XmppConnection.connectAndLogin(
+          { service: partner.config.service, domain: partner.config.domain, tls: partner.config.tls },
+          { username: "tpc-test-upload-v6", password: "upload-password", register: { phone: "+33612345678" } },
+        );
+        try {
+          const found = await discoverUploadService(conn, partner.config.domain);
+          const body = randomBytes(321);
+          const slot = await requestSlot(conn, found!.jid, { filename: "v6.bin", size: body.length });
+          assert.match(slot.putUrl, /^https:\/\/\[::1\]:\d+\//);
+          assert.equal((await httpPut(slot.putUrl, body, { ca: partner.caCertPem })).status, 201);
+          assert.ok((await httpGet(slot.getUrl, { ca: partner.caCertPem, maxBytes: 321 })).body.equals(body));
+        } finally {
+          await conn.close();
+        }
+      } finally {
+        await partner.stop();
+      }
+    });
+
     it("is listed on the partner's domain, verifies with the partner's CA, and stops with it", async () => {
       const partner = await startReferencePartner();
       let port = 0;

@@ -12,7 +12,7 @@ const cache = new Map<string, Promise<GeneratedCertificate>>();
 
 /**
  * A P-256 certificate for `domain` (CN and subjectAltName DNS), valid from yesterday for a year. It
- * also names the loopback address (subjectAltName IP 127.0.0.1), so that a loopback HTTPS service
+ * also names the loopback addresses (subjectAltName IP 127.0.0.1 and ::1), so that a loopback HTTPS service
  * of the same partner (the upload service, whose URLs are https://127.0.0.1:PORT/…) verifies with
  * this certificate as the CA and no servername override.
  */
@@ -40,7 +40,7 @@ async function create(domain: string): Promise<GeneratedCertificate> {
       { name: "basicConstraints", cA: true },
       { name: "keyUsage", digitalSignature: true, keyCertSign: true },
       { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: domain }, { type: 7, ip: "127.0.0.1" }] },
+      { name: "subjectAltName", altNames: [{ type: 2, value: domain }, { type: 7, ip: "127.0.0.1" }, { type: 7, ip: "::1" }] },
     ],
   });
   return { keyPem: pems.private, certPem: pems.cert };
